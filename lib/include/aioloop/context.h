@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+// The event loop: fd handlers, bottom halves, timers and cross-thread notify.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <system_error>
+
+#include <aioloop/backend.h>
+#include <aioloop/clock.h>
+#include <aioloop/export.h>
+#include <aioloop/fd_handler.h>
+#include <aioloop/stats.h>
+
+namespace aioloop {
+
+class EventNotifier;
+
+struct ContextOptions {
+  // Which fd monitor to use. With automatic, AIOLOOP_BACKEND in the
+  // environment may force one; a forced backend the kernel refuses is an
+  // error (Error thrown by Context::create()), never a silent fallback.
+  Backend backend = Backend::automatic;
+  // The clock busy polling measures its budget and idle times on. Tests set
+  // ClockType::test to drive the adaptive rules without real time.
+  ClockType busy_poll_clock = ClockType::realtime;
+};
+
+// A context is the event loop. It is reference counted (create() returns a
+// shared_ptr; BottomHalf and Timer handles keep their context alive) and has
+// a home thread: the thread that created it, or the last one that called
+// make_current_thread_home(). notify(), run_soon(), BottomHalf::schedule(),
+// BottomHalf::cancel(), advance_test_clock(), now() and stats() may be called
+// from any thread; everything else belongs to the home thread (checked by
+// assertions in builds without NDEBUG).
+class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
+ public:
+  // Creates the context, its eventfd notifier and its fd monitor. Throws
+  // Error when a kernel object cannot be created or the forced backend is
+  // refused. Costs a few system calls.
+  static std::shared_ptr<Context> create(const ContextOptions& options = {});
+
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  // One iteration (see README "The iteration"): run scheduled bottom halves,
+  // dispatch ready fd handlers and expired timers. With blocking, first waits
+  // until at least one of them is due or notify() is called. Returns true
+  // when a user callback ran; the context's own notifier never counts, so
+  // after a bare notify() poll(true) returns false. Home thread; may be
+  // called from inside any callback (nested iteration). Costs no system call
+  // when a bottom half is due and every handler has a poll callback;
+  // otherwise one wait in the fd monitor.
+  bool poll(bool blocking);
+
+  // Makes a blocked or busy-polling poll() in the home thread return soon.
+  // Any thread. Writes the eventfd (one system call) only when the loop has
+  // announced a blocking wait; otherwise costs a store and a fence.
+  void notify();
+
+  // Registers, replaces or (with an empty handler) removes the handler of
+  // fd. Returns EBADF for an fd that is negative or not open, and the
+  // monitor's error when the kernel refuses the fd (e.g. EPERM for a regular
+  // file under epoll). Home thread. Costs O(1) plus the monitor's update
+  // (one system call under epoll; batched under io_uring; none under poll).
+  std::error_code set_fd_handler(int fd, FdHandler handler);
+
+  // Removes the handler of fd; a no-op when there is none. After it returns
+  // no callback of the handler runs again, even if an event for it was
+  // already collected. Safe from inside that handler's own callbacks (the
+  // callbacks are freed when the outermost dispatch returns). Home thread.
+  void remove_fd_handler(int fd);
+
+  // Suspends (and, once the count is back at zero, resumes) every handler
+  // registered with external = true: not dispatched, not busy polled, and not
+  // watched, so a ready external fd never makes the loop spin. Calls nest.
+  // Home thread. O(number of external handlers) under poll; O(1) otherwise.
+  void disable_external();
+  void enable_external();
+  bool external_disabled() const;
+
+  // Registers notifier.fd() with a read callback that clears the notifier
+  // before calling read. With a poll callback the notifier may be busy
+  // polled. Same errors and threads as set_fd_handler().
+  std::error_code set_event_notifier(EventNotifier& notifier, std::function<void()> read,
+                                     std::function<bool()> poll = {},
+                                     std::function<void()> poll_ready = {});
+  void remove_event_notifier(EventNotifier& notifier);
+
+  // Runs fn once in the home thread, in a later iteration, in scheduling
+  // order with bottom halves (a one-shot bottom half). Any thread; costs one
+  // allocation and notify(). If the context is destroyed first, fn is
+  // destroyed without being called.
+  void run_soon(std::function<void()> fn);
+
+  // Adaptive busy polling: before blocking, poll the handlers that have a
+  // poll callback for up to poll_ns, adapting poll_ns between 0 and max_ns
+  // (grow: multiply, 0 means the default of 2; shrink: divide, 0 means drop
+  // to 0). max_ns == 0 disables busy polling (the default). Home thread.
+  void set_poll_params(int64_t max_ns, int64_t grow, int64_t shrink);
+
+  // The clock's current time in ns. Any thread.
+  int64_t now(ClockType clock) const;
+
+  // Moves the test clock forward by delta_ns and wakes the loop. Timers on
+  // the test clock fire in the next iteration once their deadline is
+  // reached. Any thread.
+  void advance_test_clock(int64_t delta_ns);
+
+  // The fd monitor in use (never automatic). Any thread.
+  Backend backend() const;
+
+  // A snapshot of the counters. Any thread; costs a few relaxed loads.
+  Stats stats() const;
+
+  // Whether the calling thread is the home thread. Any thread.
+  bool in_home_thread() const;
+
+  // Makes the calling thread the home thread (e.g. an I/O thread adopting a
+  // context made elsewhere). The previous home thread must no longer use it.
+  void make_current_thread_home();
+
+ protected:
+  Context() = default;
+  ~Context() = default;
+  friend struct ContextDeleter;
+};
+
+}  // namespace aioloop

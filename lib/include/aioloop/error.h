@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: MIT
+// Errors reported by aioloop.
+#pragma once
+
+#include <string>
+#include <system_error>
+
+#include <aioloop/export.h>
+
+namespace aioloop {
+
+// Thrown only by constructors that cannot create their kernel objects
+// (eventfd, epoll instance, io_uring ring). Everything that fails on bad input
+// returns a std::error_code instead: one convention for the whole API.
+// what() is translated through gettext (domain "aioloop").
+class AIOLOOP_EXPORT Error : public std::system_error {
+ public:
+  Error(int errno_value, const std::string& translated_message);
+};
+
+}  // namespace aioloop

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: MIT
+// The callbacks of one file-descriptor handler.
+#pragma once
+
+#include <functional>
+
+namespace aioloop {
+
+// Callbacks for one fd, registered with Context::set_fd_handler(). All of them
+// run in the context's home thread, inside Context::poll() (or the GSource's
+// dispatch). Every callback may add, replace or remove any handler, its own
+// included, and may run a nested Context::poll().
+struct FdHandler {
+  // The fd is readable, or in error or hang-up state.
+  std::function<void()> read;
+  // The fd is writable, or in error or hang-up state.
+  std::function<void()> write;
+  // Busy-poll check: look for work without a system call (e.g. a ring in
+  // shared memory) and return true when progress was made. A handler with a
+  // poll callback may be busy polled (see Context::set_poll_params()).
+  std::function<bool()> poll;
+  // Run when a busy poll of this handler found work (poll returned true).
+  std::function<void()> poll_ready;
+  // Told when busy polling of this context starts and stops, e.g. to switch
+  // a device into notification-less mode and back. Always paired.
+  std::function<void()> poll_begin;
+  std::function<void()> poll_end;
+  // Suspended by Context::disable_external(): not dispatched, not polled.
+  bool external = false;
+
+  // A handler whose callbacks are all empty is a removal.
+  bool empty() const {
+    return !read && !write && !poll && !poll_ready && !poll_begin && !poll_end;
+  }
+};
+
+}  // namespace aioloop

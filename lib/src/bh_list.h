@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+// The bottom-half queue of one context: lock-free push from any thread,
+// run in scheduling order by the home thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+
+namespace aioloop::detail {
+
+class BhList;
+
+// Flags of a bottom half (BhNode::flags).
+enum BhFlag : unsigned {
+  kBhPending = 1u << 0,    // on the queue (pushed, not yet taken off)
+  kBhScheduled = 1u << 1,  // should run when taken off
+  kBhIdle = 1u << 2,       // scheduled with schedule_idle(): no early wake-up
+  kBhDeleted = 1u << 3,    // the owner deleted it: free when taken off
+  kBhOneshot = 1u << 4,    // run_soon(): free after running
+};
+
+struct BhNode {
+  BhNode(BhList* list_, std::function<void()>&& callback_, unsigned initial_flags)
+      : list(list_), callback(std::move(callback_)), flags(initial_flags) {}
+
+  BhList* list;
+  std::function<void()> callback;
+  std::atomic<unsigned> flags;
+  // The queue link. Written by the pusher before the push publishes the
+  // node, read by the home thread after taking it: never written while the
+  // node is on the queue.
+  BhNode* next = nullptr;
+  // Home thread only: the callback is running / was deleted while running.
+  bool running = false;
+  bool delete_after_run = false;
+};
+
+class BhList {
+ public:
+  // notify is called after every schedule, to wake the loop.
+  explicit BhList(std::function<void()> notify) : notify_(std::move(notify)) {}
+  ~BhList();  // frees what is still queued without running it
+  BhList(const BhList&) = delete;
+  BhList& operator=(const BhList&) = delete;
+
+  // Any thread.
+  void schedule(BhNode* bh, unsigned extra_flags);
+  static void cancel(BhNode* bh);
+  void run_soon(std::function<void()>&& fn);
+
+  // Home thread: delete a bottom half (deferred while queued or running).
+  void destroy(BhNode* bh);
+
+  // Home thread: 0 when a non-idle bottom half is due, kIdleTimeoutNs when
+  // only idle ones are, -1 when none is.
+  int64_t timeout_ns() const;
+
+  // Home thread: runs the bottom halves scheduled before the call, in order
+  // (plus those of outer, interrupted rounds). Returns whether any ran and
+  // adds their number to *count.
+  bool run(uint64_t* count) noexcept;
+
+  static constexpr int64_t kIdleTimeoutNs = 10 * 1000 * 1000;
+
+ private:
+  // A FIFO batch taken off the queue by one run(). Batches of nested runs are
+  // chained so an inner run also finishes the outer ones.
+  struct Slice {
+    BhNode* head = nullptr;
+    Slice* next = nullptr;
+  };
+
+  BhNode* take_all_in_order();
+  static bool is_due(unsigned flags, bool* idle_only);
+
+  // The lock-free stack that schedule() pushes onto (newest first).
+  std::atomic<BhNode*> queue_{nullptr};
+  // Home thread: the slices of the runs in progress, oldest first.
+  Slice* slices_ = nullptr;
+  std::function<void()> notify_;
+};
+
+}  // namespace aioloop::detail

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+// The context's internal state. One concept per .cpp: registry
+// (handler_registry.cpp), iteration (iteration.cpp), notify (notify.cpp),
+// busy polling (busy_poll.cpp), monitor choice (backend.cpp).
+#pragma once
+
+#include <aioloop/context.h>
+#include <aioloop/event_notifier.h>
+
+#include <atomic>
+#include <cassert>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "bh_list.h"
+#include "fd_monitor.h"
+#include "handler_node.h"
+#include "timer_list.h"
+
+namespace aioloop::detail {
+
+// A counter written by the home thread only and read from any thread: a
+// relaxed load and store (no locked instruction) is enough for one writer.
+class StatCounter {
+ public:
+  void add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+class ContextImpl final : public Context, public MonitorHost {
+ public:
+  explicit ContextImpl(const ContextOptions& options);
+  ~ContextImpl();
+
+  static ContextImpl& of(Context& c) { return static_cast<ContextImpl&>(c); }
+  static const ContextImpl& of(const Context& c) { return static_cast<const ContextImpl&>(c); }
+
+  void assert_home() const { assert(in_home_thread_impl() && "aioloop: call from outside the home thread"); }
+  bool in_home_thread_impl() const {
+    return std::this_thread::get_id() == home_.load(std::memory_order_relaxed);
+  }
+
+  // --- iteration (iteration.cpp)
+  bool poll_impl(bool blocking);
+  int64_t compute_timeout() const;
+  bool can_skip_wait() const;
+  bool dispatch() noexcept;
+  bool dispatch_ready() noexcept;
+  bool run_timers() noexcept;
+
+  // --- notify (notify.cpp)
+  void notify_impl();
+  void announce_blocking_wait();
+  void withdraw_announcement();
+  void accept_notify();
+
+  // --- registry (handler_registry.cpp)
+  std::error_code set_handler(int fd, FdHandler&& handler, bool internal);
+  void remove_handler(int fd);
+  HandlerNode* handler_for(int fd) const {
+    return fd >= 0 && static_cast<size_t>(fd) < by_fd_.size() ? by_fd_[fd] : nullptr;
+  }
+  void begin_walk() { ++walkers_; }
+  void end_walk();
+  void retire(HandlerNode* node);
+
+  // --- busy polling (busy_poll.cpp)
+  bool busy_poll_eligible(int64_t timeout_ns) const;
+  bool busy_poll(int64_t* timeout_ns);
+  bool poll_handlers_once();
+  bool poll_set_started(bool started);
+  void poll_set_join(HandlerNode* node);
+  void poll_set_leave(HandlerNode* node);
+  void adapt_poll_ns(int64_t block_ns);
+  void drop_idle_pollers(int64_t now_ns);
+  int64_t poll_clock_ns() const;
+
+  // --- MonitorHost
+  void mark_ready(HandlerNode* node, uint32_t revents) override;
+  void mark_invalid(HandlerNode* node) override;
+  bool external_disabled() const override { return external_disable_count_ > 0; }
+  void for_each_live(void (*fn)(HandlerNode*, void*), void* arg) override;
+  void unref(HandlerNode* node) override;
+
+  // Whether the handler must be left alone now (suspended external).
+  bool suspended(const HandlerNode* node) const {
+    return node->cb.external && external_disable_count_ > 0;
+  }
+
+  // --- state
+  std::atomic<std::thread::id> home_;
+
+  // notify protocol (notify.cpp explains the ordering).
+  std::atomic<unsigned> notify_me_{0};
+  std::atomic<bool> notified_{false};
+  EventNotifier notifier_;
+
+  BhList bhs_;
+  TimerList realtime_timers_;
+  TimerList test_timers_;
+  std::atomic<int64_t> test_clock_ns_{0};
+
+  std::unique_ptr<FdMonitor> monitor_;
+  Backend backend_ = Backend::poll;
+
+  // Registry: handler by fd, the live ones in a list for whole-set work.
+  std::vector<HandlerNode*> by_fd_;
+  IntrusiveList<HandlerNode, LiveTag> live_;
+  IntrusiveList<HandlerNode, GraveyardTag> graveyard_;
+  IntrusiveList<HandlerNode, ReadyTag> ready_;
+  int walkers_ = 0;
+  // Live handlers (internal one included) without a poll callback: with the
+  // poll and epoll monitors they forbid busy polling and skipping the wait.
+  size_t without_poll_ = 0;
+  int external_disable_count_ = 0;
+
+  // Busy polling.
+  IntrusiveList<HandlerNode, PollSetTag> poll_set_;
+  bool poll_started_ = false;
+  int64_t poll_max_ns_ = 0;
+  int64_t poll_grow_ = 0;
+  int64_t poll_shrink_ = 0;
+  std::atomic<int64_t> poll_ns_{0};
+  int64_t last_idle_check_ns_ = 0;
+
+  // The clock busy polling measures time on (the test clock in tests).
+  ClockType busy_poll_clock_ = ClockType::realtime;
+
+  // Re-entrancy and deferred destruction.
+  int depth_ = 0;
+  bool destroy_pending_ = false;
+  bool destroying_ = false;  // ~ContextImpl: no user callbacks any more
+
+  // Statistics.
+  StatCounter stat_iterations_, stat_blocking_waits_, stat_busy_attempts_, stat_busy_hits_,
+      stat_bhs_run_, stat_dispatched_, stat_timers_fired_, stat_invalid_fds_;
+  // Written by notify() from any thread: a real atomic add.
+  std::atomic<uint64_t> stat_eventfd_writes_{0};
+
+  // Constants of the design.
+  static constexpr int64_t kPollStartNs = 4096;                     // first grow from 0
+  static constexpr int64_t kPollIdleNs = 7LL * 1000 * 1000 * 1000;  // leave the poll set
+};
+
+}  // namespace aioloop::detail

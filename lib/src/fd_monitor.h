@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+// The internal interface every fd monitor implements (poll, epoll, io_uring).
+// The iteration code talks only to this interface; no monitor is named there.
+#pragma once
+
+#include <aioloop/backend.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <system_error>
+
+#include "handler_node.h"
+
+namespace aioloop::detail {
+
+// What a monitor needs from its context.
+class MonitorHost {
+ public:
+  // Adds events to node and puts it on the ready list (once).
+  virtual void mark_ready(HandlerNode* node, uint32_t revents) = 0;
+  // The fd of node was found closed: stop counting on it, count it in stats.
+  virtual void mark_invalid(HandlerNode* node) = 0;
+  // Whether external handlers are suspended now.
+  virtual bool external_disabled() const = 0;
+  // Calls fn for every live (registered, not deleted) handler.
+  virtual void for_each_live(void (*fn)(HandlerNode*, void*), void* arg) = 0;
+  // Drops a reference a monitor held on node (may free it).
+  virtual void unref(HandlerNode* node) = 0;
+
+ protected:
+  ~MonitorHost() = default;
+};
+
+// One fd an embedding loop must watch, with the events it wants.
+struct EmbedFd {
+  int fd;
+  short events;
+};
+
+class FdMonitor {
+ public:
+  virtual ~FdMonitor() = default;
+
+  virtual Backend backend() const = 0;
+
+  // The handler of one fd changes: old_node is replaced by new_node (either
+  // may be null; both have the same fd). Called after the registry changed.
+  // Returns an error when the kernel refuses new_node's fd; the context then
+  // undoes the registration.
+  virtual std::error_code update(HandlerNode* old_node, HandlerNode* new_node) = 0;
+
+  // Waits at most timeout_ns (-1 forever, 0 not at all) and reports ready
+  // handlers through the host. Signals do not end the wait early.
+  virtual void wait(int64_t timeout_ns) = 0;
+
+  // True when wait() has work even with a zero timeout: completions already
+  // in memory, or requests queued that the kernel has not seen.
+  virtual bool need_wait() const { return false; }
+
+  // True when the monitor keeps watching every fd while the loop busy polls
+  // without calling wait() (io_uring: the kernel posts completions into
+  // shared memory), so handlers without a poll callback cannot starve.
+  virtual bool watches_while_polling() const { return false; }
+
+  // Hands requests to the kernel without waiting (io_uring), so that a busy
+  // polling loop does not have to leave polling to submit.
+  virtual void flush() {}
+
+  // external_disabled() changed (0 <-> non-zero nesting count).
+  virtual void external_changed() {}
+};
+
+// Factories, one per monitor file. They throw Error when the kernel refuses.
+std::unique_ptr<FdMonitor> make_poll_monitor(MonitorHost& host);
+std::unique_ptr<FdMonitor> make_epoll_monitor(MonitorHost& host);
+std::unique_ptr<FdMonitor> make_io_uring_monitor(MonitorHost& host);
+
+}  // namespace aioloop::detail

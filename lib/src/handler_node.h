@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+// The registry's record of one fd handler.
+#pragma once
+
+#include <aioloop/fd_handler.h>
+#include <poll.h>
+
+#include <cstdint>
+
+#include "intrusive_list.h"
+
+namespace aioloop::detail {
+
+struct LiveTag {};       // on the registry's list of live handlers
+struct ReadyTag {};      // on the context's ready list
+struct GraveyardTag {};  // removed, waiting for the outermost walker to finish
+struct PollSetTag {};    // in the busy-poll set
+
+// revents bit (outside the poll(2) range) marking "the busy poll found work".
+inline constexpr uint32_t kPollReadyEvent = 1u << 16;
+inline constexpr uint32_t kReadEvents = POLLIN | POLLPRI | POLLHUP | POLLERR | POLLRDHUP;
+inline constexpr uint32_t kWriteEvents = POLLOUT | POLLHUP | POLLERR;
+
+// Nodes are created by the registry and freed when their last reference
+// goes: the registry (or graveyard) holds one, and a monitor may hold more
+// (an io_uring poll request in flight holds one until its last completion).
+struct HandlerNode : ListLink<LiveTag>,
+                     ListLink<ReadyTag>,
+                     ListLink<GraveyardTag>,
+                     ListLink<PollSetTag> {
+  HandlerNode(int fd_, FdHandler&& callbacks_, bool internal_)
+      : fd(fd_), cb(std::move(callbacks_)), internal(internal_) {
+    interest = (cb.read ? POLLIN : 0) | (cb.write ? POLLOUT : 0);
+  }
+
+  int fd;
+  FdHandler cb;
+  // The context's own notifier: its callbacks never count as progress.
+  bool internal;
+  // POLLIN/POLLOUT according to which callbacks exist.
+  uint32_t interest = 0;
+  // Events collected by a wait or busy poll and not dispatched yet.
+  uint32_t revents = 0;
+  // Removed or replaced: never dispatched again.
+  bool deleted = false;
+  // The fd was found closed (POLLNVAL): no longer watched.
+  bool invalid = false;
+  // References: see above. Home thread only, so not atomic.
+  int refs = 1;
+
+  // Monitor-private state (each monitor documents its use).
+  uint64_t monitor_tag = 0;
+  uint32_t monitor_events = 0;
+  bool monitor_suspended = false;
+
+  // Busy-poll state (busy_poll.cpp).
+  bool polling_now = false;        // its poll/poll_ready runs: not re-entered
+  int64_t last_progress_ns = 0;    // when it last had an event or poll hit
+  int64_t estimate_ns = 0;         // weighted average of blocking time before its events
+  bool in_poll_phase = false;      // poll_begin told, poll_end not yet
+};
+
+}  // namespace aioloop::detail

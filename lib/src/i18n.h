@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: MIT
+// gettext for the library's user-visible messages (domain "aioloop").
+#pragma once
+
+namespace aioloop::detail {
+
+// Translates msgid in the "aioloop" domain, binding the domain to the
+// installed locale directory on first use. Any thread.
+const char* translate(const char* msgid);
+
+}  // namespace aioloop::detail
+
+// xgettext extracts the arguments of _() and N_() (see po/meson.build).
+#define _(msgid) ::aioloop::detail::translate(msgid)
+#define N_(msgid) msgid

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+// One iteration of the native loop: Context::poll(blocking).
+//
+//   1. timeout: 0 if a bottom half is due or events are waiting; else the
+//      nearest timer; 10 ms if only idle bottom halves wait; else forever.
+//   2. busy poll while that is allowed and useful (busy_poll.cpp).
+//   3. if still about to block: announce (notify_me_), fence, and give up
+//      blocking if a notify() arrived meanwhile (notify.cpp).
+//   4. wait in the fd monitor; it puts ready handlers on the ready list.
+//   5. withdraw the announcement, accept the notification.
+//   6. adapt the busy-poll budget.
+//   7. run bottom halves, dispatch the ready list (freeing handlers removed
+//      meanwhile once the outermost walk ends), run expired timers.
+#include <algorithm>
+
+#include "context_impl.h"
+
+namespace aioloop::detail {
+
+int64_t ContextImpl::compute_timeout() const {
+  int64_t timeout = bhs_.timeout_ns();
+  if (timeout == 0 || !ready_.empty()) return 0;
+  if (!realtime_timers_.empty()) {
+    int64_t delta = realtime_timers_.earliest() - now(ClockType::realtime);
+    if (delta <= 0) return 0;
+    timeout = timeout < 0 ? delta : std::min(timeout, delta);
+  }
+  // The test clock stands still while we block, so only a deadline already
+  // reached matters; advance_test_clock() notifies for the others.
+  if (!test_timers_.empty() && test_timers_.earliest() <= test_clock_ns_.load(std::memory_order_relaxed)) {
+    return 0;
+  }
+  return timeout;
+}
+
+bool ContextImpl::poll_impl(bool blocking) {
+  assert_home();
+  ++depth_;
+  stat_iterations_.add();
+
+  int64_t timeout = blocking ? compute_timeout() : 0;
+  const bool adapt = poll_max_ns_ > 0 && timeout != 0;
+  const int64_t start_ns = adapt ? poll_clock_ns() : 0;
+
+  bool progress = false;
+  if (timeout != 0 && busy_poll_eligible(timeout)) {
+    progress = busy_poll(&timeout);
+  } else if (timeout == 0 && without_poll_ == 0 && !monitor_->need_wait()) {
+    // Every handler is pollable: a round of poll callbacks stands in for a
+    // zero-timeout wait, so this iteration needs no system call at all.
+    progress = poll_handlers_once();
+  }
+
+  if (timeout != 0 && poll_started_) {
+    // Leaving busy-poll mode: poll_end, then one last poll, which closes the
+    // window between a device's last check and re-enabled notifications.
+    if (poll_set_started(false)) timeout = 0;
+  }
+  if (timeout != 0 && !ready_.empty()) timeout = 0;
+
+  bool announced = false;
+  if (timeout != 0) {
+    announce_blocking_wait();
+    announced = true;
+    if (notified_.load(std::memory_order_relaxed)) timeout = 0;
+  }
+  if (timeout != 0 || !can_skip_wait()) {
+    if (timeout != 0) stat_blocking_waits_.add();
+    monitor_->wait(timeout);
+  }
+  if (announced) withdraw_announcement();
+  accept_notify();
+
+  if (adapt) adapt_poll_ns(poll_clock_ns() - start_ns);
+
+  progress |= dispatch();
+
+  if (--depth_ == 0 && destroy_pending_) {
+    // The last reference was dropped by one of our own callbacks; finish
+    // the destruction now that no frame of ours uses the context.
+    delete this;
+  }
+  return progress;
+}
+
+bool ContextImpl::can_skip_wait() const {
+  // A zero-timeout wait is only skipped when no fd can be ready unseen:
+  // every handler was just polled, or the monitor keeps watching on its own
+  // and has nothing queued or completed.
+  return (without_poll_ == 0 || monitor_->watches_while_polling()) && !monitor_->need_wait();
+}
+
+bool ContextImpl::dispatch() noexcept {
+  uint64_t ran = 0;
+  bool progress = bhs_.run(&ran);
+  if (ran) stat_bhs_run_.add(ran);
+  progress |= dispatch_ready();
+  progress |= run_timers();
+  return progress;
+}
+
+bool ContextImpl::dispatch_ready() noexcept {
+  if (ready_.empty()) return false;
+  bool progress = false;
+  const bool track_pollers = poll_max_ns_ > 0;
+  const int64_t now_ns = track_pollers ? poll_clock_ns() : 0;
+  begin_walk();
+  // pop_front each time: a nested poll() from a callback dispatches the rest
+  // of this list itself, and nothing is dispatched twice.
+  while (HandlerNode* node = ready_.pop_front()) {
+    const uint32_t events = node->revents;
+    node->revents = 0;
+    // A suspended external handler's event is dropped, not kept: every
+    // monitor reports a still-ready fd again once it is resumed.
+    if (suspended(node)) continue;
+    bool ran = false;
+    if ((events & kPollReadyEvent) && node->cb.poll_ready && !node->polling_now) {
+      node->polling_now = true;  // a nested iteration must not re-enter it
+      node->cb.poll_ready();
+      node->polling_now = false;
+      ran = true;
+    }
+    if (!node->deleted && (events & kReadEvents) && node->cb.read) {
+      node->cb.read();
+      ran = true;
+    }
+    if (!node->deleted && (events & kWriteEvents) && node->cb.write) {
+      node->cb.write();
+      ran = true;
+    }
+    if (ran && !node->internal) {
+      progress = true;
+      stat_dispatched_.add();
+    }
+    if (track_pollers && !node->deleted && node->cb.poll && (events & ~kPollReadyEvent)) {
+      // The fd fired: it joins (or stays in) the busy-poll set.
+      node->last_progress_ns = now_ns;
+      poll_set_join(node);
+    }
+  }
+  end_walk();
+  return progress;
+}
+
+bool ContextImpl::run_timers() noexcept {
+  bool progress = false;
+  uint64_t fired = 0;
+  if (!realtime_timers_.empty() && realtime_timers_.earliest() <= now(ClockType::realtime)) {
+    progress |= realtime_timers_.run(now(ClockType::realtime), &fired);
+  }
+  if (!test_timers_.empty()) {
+    progress |= test_timers_.run(test_clock_ns_.load(std::memory_order_relaxed), &fired);
+  }
+  if (fired) stat_timers_fired_.add(fired);
+  return progress;
+}
+
+}  // namespace aioloop::detail

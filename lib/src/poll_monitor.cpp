@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+// The poll fd monitor: ppoll(2) over an array that is rebuilt only when the
+// set of handlers (or the external suspension) changes. Each wait costs
+// O(number of watched fds) in the kernel and in the scan of the results;
+// epoll and io_uring avoid that.
+#include <errno.h>
+#include <poll.h>
+
+#include <vector>
+
+#include "fd_monitor.h"
+#include "time_util.h"
+
+namespace aioloop::detail {
+
+namespace {
+
+class PollMonitor final : public FdMonitor {
+ public:
+  explicit PollMonitor(MonitorHost& host) : host_(host) {}
+
+  Backend backend() const override { return Backend::poll; }
+
+  std::error_code update(HandlerNode*, HandlerNode*) override {
+    dirty_ = true;
+    return {};
+  }
+
+  void external_changed() override { dirty_ = true; }
+
+  void wait(int64_t timeout_ns) override {
+    if (dirty_) rebuild();
+    const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : 0;
+    int n;
+    for (;;) {
+      timespec ts;
+      timespec* tsp = nullptr;
+      if (timeout_ns >= 0) {
+        ts = to_timespec(timeout_ns);
+        tsp = &ts;
+      }
+      n = ppoll(fds_.data(), fds_.size(), tsp, nullptr);
+      if (n >= 0 || errno != EINTR) break;
+      // A signal is not an event: wait out the rest of the timeout.
+      if (timeout_ns > 0) {
+        timeout_ns = deadline - monotonic_ns();
+        if (timeout_ns < 0) timeout_ns = 0;
+      }
+    }
+    if (n <= 0) return;
+    for (size_t i = 0; i < fds_.size() && n > 0; ++i) {
+      if (!fds_[i].revents) continue;
+      --n;
+      HandlerNode* node = nodes_[i];
+      if (fds_[i].revents & POLLNVAL) {
+        // The fd was closed under us. Watching it again would return at once
+        // forever, so drop it from the array until the handler changes.
+        host_.mark_invalid(node);
+        dirty_ = true;
+        continue;
+      }
+      host_.mark_ready(node, static_cast<uint32_t>(fds_[i].revents));
+    }
+  }
+
+ private:
+  void rebuild() {
+    fds_.clear();
+    nodes_.clear();
+    skip_external_ = host_.external_disabled();
+    host_.for_each_live(&PollMonitor::add_if_watched, this);
+    dirty_ = false;
+  }
+
+  static void add_if_watched(HandlerNode* node, void* self_ptr) {
+    auto* self = static_cast<PollMonitor*>(self_ptr);
+    if (node->invalid || node->interest == 0) return;
+    if (node->cb.external && self->skip_external_) return;
+    self->fds_.push_back(pollfd{node->fd, static_cast<short>(node->interest), 0});
+    self->nodes_.push_back(node);
+  }
+
+  MonitorHost& host_;
+  std::vector<pollfd> fds_;
+  std::vector<HandlerNode*> nodes_;
+  bool dirty_ = true;
+  bool skip_external_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<FdMonitor> make_poll_monitor(MonitorHost& host) {
+  return std::make_unique<PollMonitor>(host);
+}
+
+}  // namespace aioloop::detail
