@@ -84,6 +84,7 @@ class ContextImpl final : public Context, public MonitorHost {
   void mark_invalid(HandlerNode* node) override;
   bool external_disabled() const override { return external_disable_count_ > 0; }
   void for_each_live(void (*fn)(HandlerNode*, void*), void* arg) override;
+  HandlerNode* handler_for_fd(int fd) const override { return handler_for(fd); }
   void unref(HandlerNode* node) override;
 
   // Whether the handler must be left alone now (suspended external).

@@ -23,6 +23,8 @@ class MonitorHost {
   virtual void mark_invalid(HandlerNode* node) = 0;
   // Whether external handlers are suspended now.
   virtual bool external_disabled() const = 0;
+  // The registered handler of fd, or null.
+  virtual HandlerNode* handler_for_fd(int fd) const = 0;
   // Calls fn for every live (registered, not deleted) handler.
   virtual void for_each_live(void (*fn)(HandlerNode*, void*), void* arg) = 0;
   // Drops a reference a monitor held on node (may free it).

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+// The epoll fd monitor. A wait costs O(number of ready fds), whatever the
+// number of registered ones.
+//
+// Events carry the fd, not the node: a handler replaced for the same fd with
+// the same events needs no system call, and an event still queued for a
+// removed handler finds no node (or the new one) instead of a dangling
+// pointer.
+//
+// External handlers are suspended lazily: disable_external() costs nothing;
+// an external fd that fires while suspended is taken out of the epoll set
+// (EPOLL_CTL_DEL, not a zero event mask: epoll reports HUP and ERR even for
+// an empty mask, and a hung-up fd would make the loop spin) and put back
+// when the suspension ends.
+#include <errno.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "config.h"
+#include "error_util.h"
+#include "fd_monitor.h"
+#include "i18n.h"
+#include "time_util.h"
+
+namespace aioloop::detail {
+
+namespace {
+
+// node->monitor_tag: 1 while the fd is in the epoll set on the node's behalf.
+constexpr uint64_t kInSet = 1;
+
+class EpollMonitor final : public FdMonitor {
+ public:
+  explicit EpollMonitor(MonitorHost& host) : host_(host) {
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd_ < 0) {
+      int err = errno;
+      throw make_error(err, _("cannot create an epoll instance: %s"), std::strerror(err));
+    }
+  }
+  ~EpollMonitor() override { close(epfd_); }
+
+  Backend backend() const override { return Backend::epoll; }
+
+  std::error_code update(HandlerNode* old_node, HandlerNode* new_node) override {
+    const bool old_in = old_node && old_node->monitor_tag == kInSet;
+    if (!new_node) {
+      if (old_in) {
+        // EBADF/ENOENT: the fd was closed already, which removed it.
+        (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, old_node->fd, nullptr);
+        old_node->monitor_tag = 0;
+      }
+      return {};
+    }
+    const uint32_t events = new_node->interest;
+    if (events == 0) {
+      // A poll-only handler: nothing for the kernel to watch.
+      if (old_in) (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, new_node->fd, nullptr);
+      if (old_node) old_node->monitor_tag = 0;
+      return {};
+    }
+    if (old_in && old_node->monitor_events == events && !old_node->monitor_suspended) {
+      old_node->monitor_tag = 0;
+      new_node->monitor_tag = kInSet;
+      new_node->monitor_events = events;
+      return {};
+    }
+    if (std::error_code ec = set_events(new_node->fd, events, old_in)) return ec;
+    if (old_node) old_node->monitor_tag = 0;
+    new_node->monitor_tag = kInSet;
+    new_node->monitor_events = events;
+    return {};
+  }
+
+  void wait(int64_t timeout_ns) override {
+    const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : 0;
+    int n;
+    for (;;) {
+      n = wait_once(timeout_ns);
+      if (n >= 0 || errno != EINTR) break;
+      // A signal is not an event: wait out the rest of the timeout.
+      if (timeout_ns > 0) {
+        timeout_ns = deadline - monotonic_ns();
+        if (timeout_ns < 0) timeout_ns = 0;
+      }
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = events_[i].data.fd;
+      HandlerNode* node = host_.handler_for_fd(fd);
+      if (!node || node->monitor_tag != kInSet) continue;
+      if (node->cb.external && host_.external_disabled()) {
+        suspend(node);
+        continue;
+      }
+      host_.mark_ready(node, events_[i].events);
+    }
+    if (n == static_cast<int>(events_.size()) && events_.size() < kMaxEvents) {
+      // Full: let the next wait take more at once.
+      events_.resize(events_.size() * 2);
+    }
+  }
+
+  void external_changed() override {
+    if (host_.external_disabled()) return;  // suspension is lazy
+    for (int fd : suspended_) {
+      HandlerNode* node = host_.handler_for_fd(fd);
+      if (!node || !node->monitor_suspended) continue;
+      node->monitor_suspended = false;
+      if (set_events(fd, node->monitor_events, false)) node->monitor_tag = 0;
+    }
+    suspended_.clear();
+  }
+
+ private:
+  static constexpr size_t kMaxEvents = 1024;
+
+  std::error_code set_events(int fd, uint32_t events, bool in_set) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    int op = in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(epfd_, op, fd, &ev) == 0) return {};
+    // MOD/ENOENT: the fd was closed and its number reused; ADD/EEXIST: the
+    // set still has the fd from a registration we dropped (e.g. a
+    // suspended handler that was replaced). Either way, the other op.
+    if ((op == EPOLL_CTL_MOD && errno == ENOENT) || (op == EPOLL_CTL_ADD && errno == EEXIST)) {
+      op = op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+      if (epoll_ctl(epfd_, op, fd, &ev) == 0) return {};
+    }
+    // EPERM: a regular file or directory, which epoll cannot watch.
+    return errno_code(errno);
+  }
+
+  void suspend(HandlerNode* node) {
+    (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, node->fd, nullptr);
+    node->monitor_suspended = true;
+    suspended_.push_back(node->fd);
+  }
+
+  int wait_once(int64_t timeout_ns) {
+#if AIOLOOP_HAVE_EPOLL_PWAIT2
+    if (have_pwait2_) {
+      timespec ts;
+      timespec* tsp = nullptr;
+      if (timeout_ns >= 0) {
+        ts = to_timespec(timeout_ns);
+        tsp = &ts;
+      }
+      int n = epoll_pwait2(epfd_, events_.data(), static_cast<int>(events_.size()), tsp, nullptr);
+      if (n >= 0 || errno != ENOSYS) return n;
+      have_pwait2_ = false;  // kernels before 5.11
+    }
+#endif
+    // Millisecond fallback: round up, so a timer is never early.
+    int timeout_ms = timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999999) / 1000000);
+    return epoll_wait(epfd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
+  }
+
+  MonitorHost& host_;
+  int epfd_ = -1;
+  std::vector<epoll_event> events_ = std::vector<epoll_event>(64);
+  std::vector<int> suspended_;
+  bool have_pwait2_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<FdMonitor> make_epoll_monitor(MonitorHost& host) {
+  return std::make_unique<EpollMonitor>(host);
+}
+
+}  // namespace aioloop::detail

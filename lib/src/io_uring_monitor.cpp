@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: MIT
+// The io_uring fd monitor (liburing).
+//
+// Each watched fd has one one-shot IORING_OP_POLL_ADD request. When it
+// completes, the handler goes on the ready list and a new request is queued
+// at once; it reaches the kernel with the next submission, which happens
+// after the handler has run, so an fd the handler drained is not reported
+// again and one it left readable is: level-triggered, like poll(2).
+// Multishot poll would save the re-arm but is edge-triggered, and an
+// edge-triggered loop under level-triggered users loses wake-ups.
+//
+// Requests are tagged (fd << 32 | generation), never with a pointer. A
+// completion whose tag does not match the fd's current registration belongs
+// to a removed or replaced handler and is dropped, so a removal racing an
+// in-flight completion can never touch freed memory, and nothing has to be
+// kept alive for the kernel. Generation 0 marks our own cancel requests.
+//
+// Submission is batched into the wait: io_uring_submit_and_wait_timeout()
+// submits the queued requests and waits with a nanosecond timeout in one
+// system call (IORING_FEAT_EXT_ARG, Linux 5.11).
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+
+#include <cstring>
+#include <vector>
+
+#include "error_util.h"
+#include "fd_monitor.h"
+#include "i18n.h"
+#include "time_util.h"
+
+namespace aioloop::detail {
+
+namespace {
+
+constexpr unsigned kRingEntries = 256;
+// Completions can outnumber submissions in flight only by the cancel
+// requests; a large CQ keeps overflow rare, and IORING_FEAT_NODROP keeps it
+// lossless when it happens (drained in reap()).
+constexpr unsigned kCqEntries = 8192;
+
+uint64_t tag(int fd, uint32_t generation) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(fd)) << 32) | generation;
+}
+
+class IoUringMonitor final : public FdMonitor {
+ public:
+  explicit IoUringMonitor(MonitorHost& host) : host_(host) {
+    io_uring_params params{};
+    params.flags = IORING_SETUP_CQSIZE;
+    params.cq_entries = kCqEntries;
+    int ret = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+    if (ret < 0) {
+      // ENOSYS: no io_uring in the kernel; EPERM: io_uring_disabled sysctl
+      // or a seccomp filter; ENOMEM: RLIMIT_MEMLOCK on kernels before 5.12.
+      throw make_error(-ret, _("cannot set up an io_uring: %s"), std::strerror(-ret));
+    }
+    const unsigned needed = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG;
+    if ((params.features & needed) != needed) {
+      io_uring_queue_exit(&ring_);
+      throw make_error(ENOTSUP, "%s",
+                       _("this kernel's io_uring lacks lossless completions or timed waits "
+                         "(needs Linux 5.11 or later)"));
+    }
+    io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+    const bool poll_ok = probe && io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
+                         io_uring_opcode_supported(probe, IORING_OP_POLL_REMOVE);
+    if (probe) io_uring_free_probe(probe);
+    if (!poll_ok) {
+      io_uring_queue_exit(&ring_);
+      throw make_error(ENOTSUP, "%s", _("this kernel's io_uring cannot poll file descriptors"));
+    }
+  }
+
+  ~IoUringMonitor() override { io_uring_queue_exit(&ring_); }
+
+  Backend backend() const override { return Backend::io_uring; }
+
+  bool watches_while_polling() const override { return true; }
+
+  bool need_wait() const override {
+    return io_uring_cq_ready(&ring_) > 0 || io_uring_sq_ready(&ring_) > 0 || !backlog_.empty() ||
+           io_uring_cq_has_overflow(&ring_);
+  }
+
+  void flush() override {
+    if (io_uring_sq_ready(&ring_) > 0 || !backlog_.empty()) submit();
+  }
+
+  std::error_code update(HandlerNode* old_node, HandlerNode* new_node) override {
+    if (old_node && new_node && old_node->monitor_tag != 0 && !old_node->monitor_suspended &&
+        old_node->interest == new_node->interest) {
+      // Same fd, same events: the request in flight serves the new handler.
+      new_node->monitor_tag = old_node->monitor_tag;
+      new_node->monitor_events = old_node->monitor_events;
+      old_node->monitor_tag = 0;
+      return {};
+    }
+    if (old_node && old_node->monitor_tag != 0) {
+      if (old_node->monitor_events != 0) cancel(old_node);
+      old_node->monitor_tag = 0;
+    }
+    if (new_node && new_node->interest != 0) {
+      if (++generation_ == 0) ++generation_;  // 0 is reserved for cancels
+      new_node->monitor_tag = generation_;
+      arm(new_node);
+    }
+    return {};
+  }
+
+  void external_changed() override {
+    if (host_.external_disabled()) return;  // suspension is lazy (see reap)
+    for (int fd : suspended_) {
+      HandlerNode* node = host_.handler_for_fd(fd);
+      if (!node || !node->monitor_suspended) continue;
+      node->monitor_suspended = false;
+      arm(node);
+    }
+    suspended_.clear();
+  }
+
+  void wait(int64_t timeout_ns) override {
+    if (timeout_ns == 0) {
+      flush();
+    } else {
+      const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : 0;
+      for (;;) {
+        while (!backlog_.empty()) submit();
+        io_uring_cqe* cqe = nullptr;
+        int ret;
+        if (timeout_ns < 0) {
+          ret = io_uring_submit_and_wait(&ring_, 1);
+        } else {
+          __kernel_timespec ts{timeout_ns / 1000000000, timeout_ns % 1000000000};
+          ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+        }
+        // A signal is not an event: wait out the rest of the timeout.
+        if (ret != -EINTR || io_uring_cq_ready(&ring_) > 0) break;
+        if (timeout_ns > 0) {
+          timeout_ns = deadline - monotonic_ns();
+          if (timeout_ns <= 0) break;
+        }
+      }
+    }
+    reap();
+  }
+
+ private:
+  io_uring_sqe* get_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (!sqe) {
+      // The submission queue is full (many registrations at once): hand the
+      // batch to the kernel to make room.
+      io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+  }
+
+  void submit() {
+    io_uring_submit(&ring_);
+    // Requests that found no room earlier.
+    while (!backlog_.empty()) {
+      HandlerNode* node = host_.handler_for_fd(backlog_.back());
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      if (!sqe) break;
+      backlog_.pop_back();
+      if (node && node->monitor_tag != 0 && node->monitor_events == 0 && !node->monitor_suspended) {
+        prep_poll(sqe, node);
+      } else {
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, 0);
+      }
+    }
+    if (io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
+  }
+
+  void prep_poll(io_uring_sqe* sqe, HandlerNode* node) {
+    io_uring_prep_poll_add(sqe, node->fd, node->interest);
+    io_uring_sqe_set_data64(sqe, tag(node->fd, static_cast<uint32_t>(node->monitor_tag)));
+    node->monitor_events = node->interest;
+  }
+
+  void arm(HandlerNode* node) {
+    if (io_uring_sqe* sqe = get_sqe()) {
+      prep_poll(sqe, node);
+    } else {
+      backlog_.push_back(node->fd);  // the kernel refused to take the batch
+    }
+  }
+
+  void cancel(HandlerNode* node) {
+    io_uring_sqe* sqe = get_sqe();
+    if (!sqe) return;  // its completion will be dropped as stale anyway
+    io_uring_prep_poll_remove(sqe, tag(node->fd, static_cast<uint32_t>(node->monitor_tag)));
+    io_uring_sqe_set_data64(sqe, 0);
+    node->monitor_events = 0;
+  }
+
+  void reap() {
+    for (;;) {
+      unsigned seen = 0;
+      unsigned head;
+      io_uring_cqe* cqe;
+      io_uring_for_each_cqe(&ring_, head, cqe) {
+        ++seen;
+        complete(cqe->user_data, cqe->res);
+      }
+      io_uring_cq_advance(&ring_, seen);
+      // With the CQ full the kernel parks further completions (NODROP);
+      // they are moved into the ring once there is room and we ask.
+      if (!io_uring_cq_has_overflow(&ring_)) break;
+      io_uring_get_events(&ring_);
+    }
+  }
+
+  void complete(uint64_t user_data, int res) {
+    const uint32_t generation = static_cast<uint32_t>(user_data);
+    if (generation == 0) return;  // a cancel request's own completion
+    const int fd = static_cast<int>(user_data >> 32);
+    HandlerNode* node = host_.handler_for_fd(fd);
+    if (!node || node->monitor_tag != generation) return;  // stale
+    node->monitor_events = 0;
+    if (res < 0) {
+      // EBADF: the fd was closed before the request reached the kernel.
+      // Re-arming would fail forever; the handler stays registered, unwatched.
+      if (res != -ECANCELED) host_.mark_invalid(node);
+      return;
+    }
+    if (node->cb.external && host_.external_disabled()) {
+      // Not re-armed while suspended: a ready external fd cannot spin us.
+      node->monitor_suspended = true;
+      suspended_.push_back(fd);
+      return;
+    }
+    host_.mark_ready(node, static_cast<uint32_t>(res));
+    arm(node);
+  }
+
+  MonitorHost& host_;
+  io_uring ring_{};
+  uint32_t generation_ = 0;
+  std::vector<int> backlog_;
+  std::vector<int> suspended_;
+};
+
+}  // namespace
+
+std::unique_ptr<FdMonitor> make_io_uring_monitor(MonitorHost& host) {
+  return std::make_unique<IoUringMonitor>(host);
+}
+
+}  // namespace aioloop::detail
