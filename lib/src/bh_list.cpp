@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: MIT
 // Bottom halves.
 //
-// schedule() is lock-free: set the flags, push the node onto a Treiber stack
-// unless it is already on it, and notify. The home thread takes the whole
-// stack with one exchange and reverses it, which restores scheduling order.
+// schedule() is lock-free: set the flags, queue the node unless it is queued
+// already, and notify. Other threads push onto a Treiber stack; the home
+// thread takes the whole stack with one exchange and reverses it, which
+// restores scheduling order, onto its local FIFO. The home thread itself
+// appends to the local FIFO directly (no compare-and-swap: W1, a bottom half
+// re-scheduling itself, is dominated by locked instructions), after first
+// moving over whatever the stack holds, so a remote schedule it has seen
+// stays ahead of its own.
+//
 // Each run() works on the batch it took (a "slice"); anything scheduled while
-// the slice runs lands on the stack and waits for the next run(), so a
-// self-rescheduling bottom half runs once per iteration and cannot starve fd
-// handlers and timers.
+// the slice runs waits for the next run(), so a self-rescheduling bottom half
+// runs once per iteration and cannot starve fd handlers and timers.
 #include "bh_list.h"
 
 #include <cassert>
@@ -18,7 +23,8 @@ BhList::~BhList() {
   // Nothing can schedule any more: every handle is gone (they keep the
   // context alive) and run_soon() callers must not outlive the context.
   // Queued one-shots are released without running; deleted nodes freed.
-  BhNode* bh = queue_.exchange(nullptr, std::memory_order_acquire);
+  move_remote_to_local();
+  BhNode* bh = local_head_;
   while (bh) {
     BhNode* next = bh->next;
     delete bh;
@@ -26,12 +32,47 @@ BhList::~BhList() {
   }
 }
 
+void BhList::append_local(BhNode* bh) {
+  bh->next = nullptr;
+  if (local_tail_) {
+    local_tail_->next = bh;
+  } else {
+    local_head_ = bh;
+  }
+  local_tail_ = bh;
+}
+
+void BhList::move_remote_to_local() {
+  if (queue_.load(std::memory_order_relaxed) == nullptr) return;
+  // acquire pairs with the release push: the nodes' `next` fields are seen.
+  BhNode* newest_first = queue_.exchange(nullptr, std::memory_order_acquire);
+  BhNode* in_order = nullptr;
+  BhNode* last = newest_first;
+  while (newest_first) {
+    BhNode* next = newest_first->next;
+    newest_first->next = in_order;
+    in_order = newest_first;
+    newest_first = next;
+  }
+  if (!in_order) return;
+  if (local_tail_) {
+    local_tail_->next = in_order;
+  } else {
+    local_head_ = in_order;
+  }
+  local_tail_ = last;
+}
+
 void BhList::schedule(BhNode* bh, unsigned extra_flags) {
   // acq_rel: release publishes what the caller wrote before scheduling to
   // the home thread, which takes the flags with an acquire fetch_and.
   unsigned old = bh->flags.fetch_or(kBhPending | kBhScheduled | extra_flags,
                                     std::memory_order_acq_rel);
-  if (!(old & kBhPending)) {
+  if (!(old & kBhPending) && in_home_(arg_)) {
+    // We own the queueing, and only the home thread reads the local FIFO.
+    move_remote_to_local();
+    append_local(bh);
+  } else if (!(old & kBhPending)) {
     // We own the push: nobody else touches bh->next until the home thread
     // has taken the node off the queue and cleared kBhPending.
     BhNode* head = queue_.load(std::memory_order_relaxed);
@@ -43,7 +84,7 @@ void BhList::schedule(BhNode* bh, unsigned extra_flags) {
   if (!(extra_flags & kBhIdle) || !(old & kBhPending)) {
     // notify() orders the push above before its own store of `notified`
     // (see notify.cpp), so a loop that sees the notification sees the node.
-    notify_();
+    notify_(arg_);
   }
 }
 
@@ -82,6 +123,9 @@ int64_t BhList::timeout_ns() const {
   bool idle = false;
   // Reading the stack while other threads push is safe: pushes only add at
   // the head, and only this thread removes nodes.
+  for (BhNode* bh = local_head_; bh; bh = bh->next) {
+    if (is_due(bh->flags.load(std::memory_order_relaxed), &idle)) return 0;
+  }
   for (BhNode* bh = queue_.load(std::memory_order_acquire); bh; bh = bh->next) {
     if (is_due(bh->flags.load(std::memory_order_relaxed), &idle)) return 0;
   }
@@ -93,23 +137,12 @@ int64_t BhList::timeout_ns() const {
   return idle ? kIdleTimeoutNs : -1;
 }
 
-BhNode* BhList::take_all_in_order() {
-  // acquire pairs with the release push: the nodes' `next` fields are seen.
-  BhNode* newest_first = queue_.exchange(nullptr, std::memory_order_acquire);
-  BhNode* in_order = nullptr;
-  while (newest_first) {
-    BhNode* next = newest_first->next;
-    newest_first->next = in_order;
-    in_order = newest_first;
-    newest_first = next;
-  }
-  return in_order;
-}
-
 bool BhList::run(uint64_t* count) noexcept {
-  if (queue_.load(std::memory_order_relaxed) == nullptr && slices_ == nullptr) return false;
+  move_remote_to_local();
+  if (local_head_ == nullptr && slices_ == nullptr) return false;
 
-  Slice slice{take_all_in_order(), nullptr};
+  Slice slice{local_head_, nullptr};
+  local_head_ = local_tail_ = nullptr;
   // Append our slice after the outer runs' slices: they were scheduled first.
   Slice** tail = &slices_;
   while (*tail) tail = &(*tail)->next;

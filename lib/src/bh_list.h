@@ -38,8 +38,10 @@ struct BhNode {
 
 class BhList {
  public:
-  // notify is called after every schedule, to wake the loop.
-  explicit BhList(std::function<void()> notify) : notify_(std::move(notify)) {}
+  // notify(arg) is called after every schedule, to wake the loop;
+  // in_home(arg) tells whether the caller is the home thread.
+  BhList(void (*notify)(void*), bool (*in_home)(const void*), void* arg)
+      : notify_(notify), in_home_(in_home), arg_(arg) {}
   ~BhList();  // frees what is still queued without running it
   BhList(const BhList&) = delete;
   BhList& operator=(const BhList&) = delete;
@@ -71,14 +73,21 @@ class BhList {
     Slice* next = nullptr;
   };
 
-  BhNode* take_all_in_order();
+  void move_remote_to_local();
+  void append_local(BhNode* bh);
   static bool is_due(unsigned flags, bool* idle_only);
 
-  // The lock-free stack that schedule() pushes onto (newest first).
+  // The lock-free stack other threads push onto (newest first).
   std::atomic<BhNode*> queue_{nullptr};
+  // Home thread only: bottom halves in scheduling order, waiting for the
+  // next run(). The home thread appends here without a compare-and-swap.
+  BhNode* local_head_ = nullptr;
+  BhNode* local_tail_ = nullptr;
   // Home thread: the slices of the runs in progress, oldest first.
   Slice* slices_ = nullptr;
-  std::function<void()> notify_;
+  void (*notify_)(void*);
+  bool (*in_home_)(const void*);
+  void* arg_;
 };
 
 }  // namespace aioloop::detail

@@ -39,11 +39,12 @@ static bool poll_round(ContextImpl& ctx, List& list, bool* hit, int64_t now_ns) 
     node->polling_now = false;
     if (!found) return;
     *hit = true;
+    // The context's own notifier has nothing to dispatch: its hit only
+    // ends polling (accept_notify() consumes the notification).
+    if (node->internal) return;
     ctx.mark_ready(node, kPollReadyEvent);
-    if (!node->internal) {
-      progress = true;
-      node->last_progress_ns = now_ns;
-    }
+    progress = true;
+    node->last_progress_ns = now_ns;
   });
   ctx.end_walk();
   return progress;

@@ -32,14 +32,16 @@ std::unique_ptr<FdMonitor> make_monitor(Backend requested, MonitorHost& host);
 
 ContextImpl::ContextImpl(const ContextOptions& options)
     : home_(std::this_thread::get_id()),
-      bhs_([this] { notify_impl(); }),
+      bhs_([](void* self) { static_cast<ContextImpl*>(self)->notify_impl(); },
+           [](const void* self) { return static_cast<const ContextImpl*>(self)->in_home_thread_impl(); },
+           this),
       busy_poll_clock_(options.busy_poll_clock) {
   monitor_ = make_monitor(options.backend, *this);
   backend_ = monitor_->backend();
 
   FdHandler own;
   own.read = [this] { notifier_.test_and_clear(); };
-  own.poll = [this] { return notified_.load(std::memory_order_relaxed); };
+  own.poll = [this] { return notification_pending(); };
   own.poll_ready = [] {};
   if (std::error_code ec = set_handler(notifier_.fd(), std::move(own), true)) {
     throw make_error(ec.value(), _("cannot watch the context's eventfd: %s"), ec.message().c_str());

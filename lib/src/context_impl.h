@@ -98,6 +98,12 @@ class ContextImpl final : public Context, public MonitorHost {
   // notify protocol (notify.cpp explains the ordering).
   std::atomic<unsigned> notify_me_{0};
   std::atomic<bool> notified_{false};
+  // notify() from the home thread with no wait announced: home thread only,
+  // no ordering needed (see notify.cpp), so accepting it needs no fence.
+  bool notified_locally_ = false;
+  bool notification_pending() const {
+    return notified_locally_ || notified_.load(std::memory_order_relaxed);
+  }
   EventNotifier notifier_;
 
   BhList bhs_;

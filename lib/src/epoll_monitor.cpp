@@ -13,6 +13,7 @@
 // an empty mask, and a hung-up fd would make the loop spin) and put back
 // when the suspension ends.
 #include <errno.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -40,6 +41,7 @@ class EpollMonitor final : public FdMonitor {
       int err = errno;
       throw make_error(err, _("cannot create an epoll instance: %s"), std::strerror(err));
     }
+    embed_ = EmbedFd{epfd_, POLLIN};
   }
   ~EpollMonitor() override { close(epfd_); }
 
@@ -103,6 +105,14 @@ class EpollMonitor final : public FdMonitor {
     }
   }
 
+  std::span<const EmbedFd> embed_fds() override { return {&embed_, 1}; }
+
+  void embed_check(std::span<const short> revents) override {
+    // The epoll fd is readable when any watched fd is ready; collect them
+    // without blocking.
+    if (revents.empty() || revents[0] != 0) wait(0);
+  }
+
   void external_changed() override {
     if (host_.external_disabled()) return;  // suspension is lazy
     for (int fd : suspended_) {
@@ -161,6 +171,7 @@ class EpollMonitor final : public FdMonitor {
 
   MonitorHost& host_;
   int epfd_ = -1;
+  EmbedFd embed_{};
   std::vector<epoll_event> events_ = std::vector<epoll_event>(64);
   std::vector<int> suspended_;
   bool have_pwait2_ = true;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <aioloop/backend.h>
+#include <aioloop/context.h>
 
 #include <cstdint>
 #include <memory>
@@ -32,12 +33,6 @@ class MonitorHost {
 
  protected:
   ~MonitorHost() = default;
-};
-
-// One fd an embedding loop must watch, with the events it wants.
-struct EmbedFd {
-  int fd;
-  short events;
 };
 
 class FdMonitor {
@@ -71,6 +66,14 @@ class FdMonitor {
 
   // external_disabled() changed (0 <-> non-zero nesting count).
   virtual void external_changed() {}
+
+  // Embedding: the fds an outer loop watches for this monitor, a number
+  // that changes whenever that list changes, and the outer loop's results
+  // (revents[i] for embed_fds()[i]; possibly empty) turned into ready
+  // handlers without blocking.
+  virtual std::span<const EmbedFd> embed_fds() = 0;
+  virtual uint64_t embed_generation() { return 0; }
+  virtual void embed_check(std::span<const short> revents) = 0;
 };
 
 // Factories, one per monitor file. They throw Error when the kernel refuses.

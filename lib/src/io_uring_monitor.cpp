@@ -109,6 +109,15 @@ class IoUringMonitor final : public FdMonitor {
     return {};
   }
 
+  std::span<const EmbedFd> embed_fds() override {
+    embed_ = EmbedFd{ring_.ring_fd, POLLIN};
+    return {&embed_, 1};
+  }
+
+  // The ring fd is readable while completions wait in the CQ; they are in
+  // shared memory, so collecting them needs no system call.
+  void embed_check(std::span<const short>) override { reap(); }
+
   void external_changed() override {
     if (host_.external_disabled()) return;  // suspension is lazy (see reap)
     for (int fd : suspended_) {
@@ -241,6 +250,7 @@ class IoUringMonitor final : public FdMonitor {
   MonitorHost& host_;
   io_uring ring_{};
   uint32_t generation_ = 0;
+  EmbedFd embed_{};
   std::vector<int> backlog_;
   std::vector<int> suspended_;
 };

@@ -62,7 +62,7 @@ bool ContextImpl::poll_impl(bool blocking) {
   if (timeout != 0) {
     announce_blocking_wait();
     announced = true;
-    if (notified_.load(std::memory_order_relaxed)) timeout = 0;
+    if (notification_pending()) timeout = 0;
   }
   if (timeout != 0 || !can_skip_wait()) {
     if (timeout != 0) stat_blocking_waits_.add();

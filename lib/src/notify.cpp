@@ -37,6 +37,15 @@
 namespace aioloop::detail {
 
 void ContextImpl::notify_impl() {
+  if (in_home_thread_impl() && notify_me_.load(std::memory_order_relaxed) == 0) {
+    // Only the home thread writes notify_me_, so from the home thread this
+    // load is exact: no wait is announced, nobody is blocked, and there is
+    // no other thread's store to order against. A home-thread-only flag is
+    // enough for the next iteration not to block, and accepting it needs no
+    // fence (a bottom half re-scheduled from its callback costs none).
+    notified_locally_ = true;
+    return;
+  }
   notified_.store(true, std::memory_order_release);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (notify_me_.load(std::memory_order_relaxed) != 0) {
@@ -61,6 +70,7 @@ void ContextImpl::withdraw_announcement() {
 }
 
 void ContextImpl::accept_notify() {
+  notified_locally_ = false;
   if (!notified_.load(std::memory_order_relaxed)) {
     // Nothing to accept. A notify() racing with this load is not lost: it
     // leaves notified_ set for the next iteration, and its queue push is

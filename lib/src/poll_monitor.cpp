@@ -51,22 +51,47 @@ class PollMonitor final : public FdMonitor {
     for (size_t i = 0; i < fds_.size() && n > 0; ++i) {
       if (!fds_[i].revents) continue;
       --n;
-      HandlerNode* node = nodes_[i];
-      if (fds_[i].revents & POLLNVAL) {
-        // The fd was closed under us. Watching it again would return at once
-        // forever, so drop it from the array until the handler changes.
-        host_.mark_invalid(node);
-        dirty_ = true;
-        continue;
-      }
-      host_.mark_ready(node, static_cast<uint32_t>(fds_[i].revents));
+      report(nodes_[i], fds_[i].revents);
+    }
+  }
+
+  std::span<const EmbedFd> embed_fds() override {
+    if (dirty_) rebuild();
+    return embed_;
+  }
+
+  uint64_t embed_generation() override {
+    if (dirty_) rebuild();
+    return generation_;
+  }
+
+  void embed_check(std::span<const short> revents) override {
+    // The handlers may have changed since the outer loop took the array
+    // (GLib runs other sources in between), so look each fd up afresh
+    // instead of trusting nodes_.
+    for (size_t i = 0; i < revents.size() && i < embed_.size(); ++i) {
+      if (!revents[i]) continue;
+      if (HandlerNode* node = host_.handler_for_fd(embed_[i].fd)) report(node, revents[i]);
     }
   }
 
  private:
+  void report(HandlerNode* node, short revents) {
+    if (revents & POLLNVAL) {
+      // The fd was closed under us. Watching it again would return at once
+      // forever, so drop it from the array until the handler changes.
+      host_.mark_invalid(node);
+      dirty_ = true;
+      return;
+    }
+    host_.mark_ready(node, static_cast<uint32_t>(static_cast<unsigned short>(revents)));
+  }
+
   void rebuild() {
     fds_.clear();
     nodes_.clear();
+    embed_.clear();
+    ++generation_;
     skip_external_ = host_.external_disabled();
     host_.for_each_live(&PollMonitor::add_if_watched, this);
     dirty_ = false;
@@ -78,11 +103,14 @@ class PollMonitor final : public FdMonitor {
     if (node->cb.external && self->skip_external_) return;
     self->fds_.push_back(pollfd{node->fd, static_cast<short>(node->interest), 0});
     self->nodes_.push_back(node);
+    self->embed_.push_back(EmbedFd{node->fd, static_cast<short>(node->interest)});
   }
 
   MonitorHost& host_;
   std::vector<pollfd> fds_;
   std::vector<HandlerNode*> nodes_;
+  std::vector<EmbedFd> embed_;
+  uint64_t generation_ = 0;
   bool dirty_ = true;
   bool skip_external_ = false;
 };

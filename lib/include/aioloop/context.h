@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <system_error>
 
 #include <aioloop/backend.h>
@@ -16,6 +17,13 @@
 namespace aioloop {
 
 class EventNotifier;
+
+// One fd an outer loop must watch on behalf of a context (see
+// Context::embed_fds()). events uses the poll(2) bits (POLLIN, POLLOUT).
+struct EmbedFd {
+  int fd;
+  short events;
+};
 
 struct ContextOptions {
   // Which fd monitor to use. With automatic, AIOLOOP_BACKEND in the
@@ -113,6 +121,40 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
 
   // A snapshot of the counters. Any thread; costs a few relaxed loads.
   Stats stats() const;
+
+  // --- Embedding: driving the context from another loop (GLib, a bare
+  // poll() loop) in three phases instead of poll(). All home thread. Busy
+  // polling is off while embedded: the outer loop decides when to block.
+  //
+  //   int64_t t = ctx->embed_prepare();        // may block for t ns (-1: forever)
+  //   auto fds = ctx->embed_fds();              // watch these while blocking
+  //   ... outer wait, collecting revents[i] for fds[i] ...
+  //   if (ctx->embed_check(revents)) ctx->embed_dispatch();
+
+  // Announces that the outer loop may block (from now on a notify() from
+  // another thread writes the eventfd, which is among embed_fds()), hands
+  // queued requests to the kernel (io_uring), and returns how long the outer
+  // loop may block, in ns: 0 when work is due, -1 for no limit. The
+  // announcement is one flag, so prepare may be repeated without check.
+  int64_t embed_prepare();
+
+  // The fds the outer loop must watch: one fd under epoll and io_uring,
+  // whatever the number of handlers; one per watched handler under poll.
+  // Valid until the next call of a non-const member; compare
+  // embed_fds_generation() to learn whether it changed.
+  std::span<const EmbedFd> embed_fds();
+  uint64_t embed_fds_generation();
+
+  // After the outer wait: revents[i] holds what the outer loop saw on
+  // embed_fds()[i] (0 when nothing; the span may be empty when the outer
+  // wait was skipped). Withdraws the announcement, accepts the
+  // notification, collects ready handlers. Returns whether a bottom half,
+  // a handler or a timer is due: then call embed_dispatch().
+  bool embed_check(std::span<const short> revents);
+
+  // Runs the due bottom halves, ready handlers and expired timers once.
+  // Returns whether a user callback ran.
+  bool embed_dispatch();
 
   // Whether the calling thread is the home thread. Any thread.
   bool in_home_thread() const;

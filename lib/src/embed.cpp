@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// Embedding: the iteration split into prepare / outer wait / check /
+// dispatch, for an outer loop (the GSource, a bare poll() loop).
+//
+// The announcement is bit 0 of notify_me_ (native poll() adds 2), so
+// prepare may run again without check (GLib does that when a
+// higher-priority source is ready) and the announcement stays one bit. The
+// ordering argument is the one in notify.cpp: announce, fence, then read the
+// bottom-half queue and notified_.
+#include "context_impl.h"
+
+namespace aioloop {
+
+using detail::ContextImpl;
+
+int64_t Context::embed_prepare() {
+  auto& self = ContextImpl::of(*this);
+  self.assert_home();
+  // The outer loop decides when to block: leave busy-poll mode properly.
+  if (self.poll_started_) self.poll_set_started(false);
+  self.monitor_->flush();
+  self.notify_me_.store(self.notify_me_.load(std::memory_order_relaxed) | 1u,
+                        std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (self.notification_pending() || self.monitor_->need_wait()) return 0;
+  return self.compute_timeout();
+}
+
+std::span<const EmbedFd> Context::embed_fds() {
+  auto& self = ContextImpl::of(*this);
+  self.assert_home();
+  return self.monitor_->embed_fds();
+}
+
+uint64_t Context::embed_fds_generation() {
+  auto& self = ContextImpl::of(*this);
+  self.assert_home();
+  return self.monitor_->embed_generation();
+}
+
+bool Context::embed_check(std::span<const short> revents) {
+  auto& self = ContextImpl::of(*this);
+  self.assert_home();
+  // release: the outer wait is over before notify() may skip the eventfd.
+  self.notify_me_.store(self.notify_me_.load(std::memory_order_relaxed) & ~1u,
+                        std::memory_order_release);
+  self.accept_notify();
+  self.monitor_->embed_check(revents);
+  return self.compute_timeout() == 0;
+}
+
+bool Context::embed_dispatch() {
+  auto& self = ContextImpl::of(*this);
+  self.assert_home();
+  ++self.depth_;
+  self.stat_iterations_.add();
+  bool progress = self.dispatch();
+  if (--self.depth_ == 0 && self.destroy_pending_) {
+    delete &self;
+  }
+  return progress;
+}
+
+}  // namespace aioloop
