@@ -149,6 +149,12 @@ void ContextImpl::drop_idle_pollers(int64_t now_ns) {
 }
 
 void ContextImpl::adapt_poll_ns(int64_t block_ns) {
+  if (poll_weight_shift_ > 0) {
+    // Per-handler estimates: dispatch_ready() feeds block_ns to the
+    // handlers that had events and sets poll_ns from them.
+    last_block_ns_ = block_ns;
+    return;
+  }
   int64_t ns = poll_ns_.load(std::memory_order_relaxed);
   if (block_ns <= ns) return;  // the budget covered the wait: keep it
   if (block_ns > poll_max_ns_) {
@@ -160,6 +166,18 @@ void ContextImpl::adapt_poll_ns(int64_t block_ns) {
     ns = std::min(ns, poll_max_ns_);
   }
   poll_ns_.store(ns, std::memory_order_relaxed);
+}
+
+}  // namespace aioloop::detail
+
+namespace aioloop::detail {
+
+int64_t ContextImpl::update_estimate(HandlerNode* node) {
+  // Integer exponentially weighted average: est += (sample - est) / 2^k.
+  const int64_t sample = last_block_ns_ <= poll_max_ns_ ? last_block_ns_ : 0;
+  node->estimate_ns += (sample - node->estimate_ns) / (int64_t{1} << poll_weight_shift_);
+  if (node->estimate_ns < 0) node->estimate_ns = 0;
+  return node->estimate_ns;
 }
 
 }  // namespace aioloop::detail

@@ -137,6 +137,12 @@ void Context::set_poll_params(int64_t max_ns, int64_t grow, int64_t shrink) {
   self.poll_ns_.store(std::min(ns, self.poll_max_ns_), std::memory_order_relaxed);
 }
 
+void Context::set_poll_weight(unsigned weight_shift) {
+  auto& self = ContextImpl::of(*this);
+  self.assert_home();
+  self.poll_weight_shift_ = std::min(weight_shift, 16u);
+}
+
 int64_t Context::now(ClockType clock) const {
   if (clock == ClockType::test) {
     return ContextImpl::of(*this).test_clock_ns_.load(std::memory_order_relaxed);

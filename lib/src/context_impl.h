@@ -76,6 +76,7 @@ class ContextImpl final : public Context, public MonitorHost {
   void poll_set_join(HandlerNode* node);
   void poll_set_leave(HandlerNode* node);
   void adapt_poll_ns(int64_t block_ns);
+  int64_t update_estimate(HandlerNode* node);
   void drop_idle_pollers(int64_t now_ns);
   int64_t poll_clock_ns() const;
 
@@ -133,6 +134,9 @@ class ContextImpl final : public Context, public MonitorHost {
   int64_t poll_shrink_ = 0;
   std::atomic<int64_t> poll_ns_{0};
   int64_t last_idle_check_ns_ = 0;
+  // Per-handler estimates (set_poll_weight): 0 = grow/shrink rule.
+  unsigned poll_weight_shift_ = 0;
+  int64_t last_block_ns_ = -1;  // this iteration's blocking time, -1 if none
 
   // The clock busy polling measures time on (the test clock in tests).
   ClockType busy_poll_clock_ = ClockType::realtime;

@@ -104,6 +104,9 @@ bool ContextImpl::dispatch_ready() noexcept {
   bool progress = false;
   const bool track_pollers = poll_max_ns_ > 0;
   const int64_t now_ns = track_pollers ? poll_clock_ns() : 0;
+  // Per-handler estimates: the largest among the handlers with events.
+  const bool estimating = track_pollers && poll_weight_shift_ > 0 && last_block_ns_ >= 0;
+  int64_t largest_estimate = -1;
   begin_walk();
   // pop_front each time: a nested poll() from a callback dispatches the rest
   // of this list itself, and nothing is dispatched twice.
@@ -137,8 +140,17 @@ bool ContextImpl::dispatch_ready() noexcept {
       node->last_progress_ns = now_ns;
       poll_set_join(node);
     }
+    if (estimating && !node->deleted && !node->internal && node->cb.poll) {
+      largest_estimate = std::max(largest_estimate, update_estimate(node));
+    }
   }
   end_walk();
+  if (estimating) {
+    last_block_ns_ = -1;
+    if (largest_estimate >= 0) {
+      poll_ns_.store(std::min(largest_estimate, poll_max_ns_), std::memory_order_relaxed);
+    }
+  }
   return progress;
 }
 

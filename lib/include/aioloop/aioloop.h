@@ -9,5 +9,6 @@
 #include <aioloop/error.h>
 #include <aioloop/event_notifier.h>
 #include <aioloop/fd_handler.h>
+#include <aioloop/io_thread.h>
 #include <aioloop/stats.h>
 #include <aioloop/timer.h>

@@ -108,6 +108,17 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // to 0). max_ns == 0 disables busy polling (the default). Home thread.
   void set_poll_params(int64_t max_ns, int64_t grow, int64_t shrink);
 
+  // Per-handler estimates instead of the grow/shrink rule (off, 0, by
+  // default). With weight_shift = k > 0, every handler with a poll callback
+  // keeps a weighted average of how long the loop blocked before its events
+  // arrived: each new sample counts 1/2^k (k = 3: the last ~8 events
+  // dominate), and a wait longer than max_ns counts as 0, since polling that
+  // long would not have paid. After an iteration in which handlers had
+  // events, poll_ns becomes the largest estimate among them, capped at
+  // max_ns: a fast source sharing a context with a slow one keeps polling
+  // short for both. Home thread.
+  void set_poll_weight(unsigned weight_shift);
+
   // The clock's current time in ns. Any thread.
   int64_t now(ClockType clock) const;
 

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: MIT
+// The GSource of a context: GLib's prepare / poll / check / dispatch mapped
+// onto Context::embed_prepare / embed_fds / embed_check / embed_dispatch.
+#include <aioloop/glib.h>
+#include <aioloop/error.h>
+
+#include <climits>
+#include <mutex>
+#include <unordered_set>
+#include <vector>
+
+#include "glib_i18n.h"
+
+namespace aioloop::glib {
+
+namespace {
+
+struct SourceState {
+  std::shared_ptr<Context> context;
+  std::vector<gpointer> tags;  // g_source_add_unix_fd() tags, one per embed fd
+  std::vector<short> revents;
+  uint64_t generation = UINT64_MAX;
+  // prepare() ran and check() has not: GLib skips check() for a source
+  // whose prepare() said it was ready, and dispatch() then does its work.
+  bool check_pending = false;
+};
+
+struct ContextSource {
+  GSource base;
+  SourceState* state;
+};
+
+// The contexts that have a source: a context attached to two GMainContexts
+// would be iterated by two threads.
+std::mutex sourced_mutex;
+std::unordered_set<const Context*> sourced;
+
+SourceState* state_of(GSource* source) { return reinterpret_cast<ContextSource*>(source)->state; }
+
+// Under the poll monitor the set of fds follows the handlers; under epoll
+// and io_uring it is one fd for good, so this is a comparison per iteration.
+void sync_fds(GSource* source, SourceState* st) {
+  const uint64_t generation = st->context->embed_fds_generation();
+  if (generation == st->generation) return;
+  for (gpointer tag : st->tags) g_source_remove_unix_fd(source, tag);
+  st->tags.clear();
+  for (const EmbedFd& fd : st->context->embed_fds()) {
+    // GIOCondition has the values of the poll(2) bits on Linux.
+    st->tags.push_back(g_source_add_unix_fd(source, fd.fd, static_cast<GIOCondition>(fd.events)));
+  }
+  st->revents.assign(st->tags.size(), 0);
+  st->generation = generation;
+}
+
+bool check_now(GSource* source, SourceState* st) {
+  for (size_t i = 0; i < st->tags.size(); ++i) {
+    st->revents[i] = static_cast<short>(g_source_query_unix_fd(source, st->tags[i]));
+  }
+  st->check_pending = false;
+  return st->context->embed_check(st->revents);
+}
+
+gboolean source_prepare(GSource* source, gint* timeout) {
+  SourceState* st = state_of(source);
+  const int64_t timeout_ns = st->context->embed_prepare();
+  st->check_pending = true;
+  sync_fds(source, st);
+  if (timeout_ns == 0) {
+    *timeout = 0;
+    return TRUE;
+  }
+  if (timeout_ns < 0) {
+    *timeout = -1;
+  } else {
+    // GLib polls in milliseconds: round up, so a timer never fires early.
+    const int64_t ms = (timeout_ns + 999999) / 1000000;
+    *timeout = ms > INT_MAX ? INT_MAX : static_cast<gint>(ms);
+  }
+  return FALSE;
+}
+
+gboolean source_check(GSource* source) { return check_now(source, state_of(source)) ? TRUE : FALSE; }
+
+gboolean source_dispatch(GSource* source, GSourceFunc, gpointer) {
+  SourceState* st = state_of(source);
+  if (st->check_pending) check_now(source, st);
+  st->context->embed_dispatch();
+  return G_SOURCE_CONTINUE;
+}
+
+void source_finalize(GSource* source) {
+  SourceState* st = state_of(source);
+  {
+    std::lock_guard<std::mutex> lock(sourced_mutex);
+    sourced.erase(st->context.get());
+  }
+  delete st;  // may destroy the context
+}
+
+GSourceFuncs source_funcs = {source_prepare, source_check, source_dispatch, source_finalize,
+                             nullptr, nullptr};
+
+}  // namespace
+
+GSource* create_source(const std::shared_ptr<Context>& context) {
+  {
+    std::lock_guard<std::mutex> lock(sourced_mutex);
+    if (!sourced.insert(context.get()).second) {
+      throw Error(EBUSY, _("this aioloop context already has a GSource; a context can be "
+                           "attached to only one GMainContext at a time"));
+    }
+  }
+  GSource* source = g_source_new(&source_funcs, sizeof(ContextSource));
+  reinterpret_cast<ContextSource*>(source)->state = new SourceState{context, {}, {}, UINT64_MAX, false};
+  g_source_set_can_recurse(source, TRUE);
+  g_source_set_name(source, "aioloop context");
+  return source;
+}
+
+guint attach(const std::shared_ptr<Context>& context, GMainContext* main_context, int priority) {
+  GSource* source = create_source(context);
+  g_source_set_priority(source, priority);
+  guint id = g_source_attach(source, main_context);
+  g_source_unref(source);
+  return id;
+}
+
+void run(const std::shared_ptr<Context>& context, GMainLoop* loop) {
+  GSource* source = create_source(context);
+  g_source_attach(source, g_main_loop_get_context(loop));
+  g_main_loop_run(loop);
+  g_source_destroy(source);
+  g_source_unref(source);
+}
+
+}  // namespace aioloop::glib
