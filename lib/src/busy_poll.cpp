@@ -22,7 +22,8 @@ bool ContextImpl::busy_poll_eligible(int64_t /*timeout_ns*/) const {
   // Under poll/epoll an fd without a poll callback is only seen by a wait:
   // busy polling would starve it. io_uring keeps watching meanwhile.
   return poll_max_ns_ > 0 && poll_ns_.load(std::memory_order_relaxed) > 0 &&
-         (without_poll_ == 0 || monitor_->watches_while_polling()) && !monitor_->need_wait();
+         (without_poll_ == 0 || monitor_->watches_while_polling()) && !monitor_->need_wait() &&
+         !monitor_->has_unsubmitted();
 }
 
 // Runs the poll callbacks of the handlers list once; those that found work
@@ -121,6 +122,7 @@ bool ContextImpl::poll_set_started(bool started) {
 void ContextImpl::poll_set_join(HandlerNode* node) {
   if (IntrusiveList<HandlerNode, PollSetTag>::linked(node)) return;
   poll_set_.push_back(node);
+  ++poll_set_live_;
   if (poll_started_ && !node->in_poll_phase && !suspended(node)) {
     node->in_poll_phase = true;
     if (node->cb.poll_begin) node->cb.poll_begin();
@@ -129,6 +131,7 @@ void ContextImpl::poll_set_join(HandlerNode* node) {
 
 void ContextImpl::poll_set_leave(HandlerNode* node) {
   IntrusiveList<HandlerNode, PollSetTag>::unlink(node);
+  --poll_set_live_;
   if (!node->in_poll_phase) return;
   node->in_poll_phase = false;
   if (node->cb.poll_end) node->cb.poll_end();

@@ -47,7 +47,7 @@ class ContextImpl final : public Context, public MonitorHost {
   // --- iteration (iteration.cpp)
   bool poll_impl(bool blocking);
   int64_t compute_timeout() const;
-  bool can_skip_wait() const;
+  bool can_skip_wait(bool polled_everything) const;
   bool dispatch() noexcept;
   bool dispatch_ready() noexcept;
   bool run_timers() noexcept;
@@ -124,6 +124,11 @@ class ContextImpl final : public Context, public MonitorHost {
   // Live handlers (internal one included) without a poll callback: with the
   // poll and epoll monitors they forbid busy polling and skipping the wait.
   size_t without_poll_ = 0;
+  // Live handlers with a poll callback, and how many of them (not deleted)
+  // are in the poll set: a busy-poll round has looked at every fd only when
+  // the two are equal.
+  size_t pollable_live_ = 0;
+  size_t poll_set_live_ = 0;
   int external_disable_count_ = 0;
 
   // Busy polling.

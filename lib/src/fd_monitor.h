@@ -51,9 +51,13 @@ class FdMonitor {
   // handlers through the host. Signals do not end the wait early.
   virtual void wait(int64_t timeout_ns) = 0;
 
-  // True when wait() has work even with a zero timeout: completions already
-  // in memory, or requests queued that the kernel has not seen.
+  // True when wait() would find events at once: completions already in
+  // memory (io_uring). The loop then does not block.
   virtual bool need_wait() const { return false; }
+
+  // True when requests are queued that the kernel has not seen yet
+  // (io_uring): a zero-timeout iteration must still call wait() or flush().
+  virtual bool has_unsubmitted() const { return false; }
 
   // True when the monitor keeps watching every fd while the loop busy polls
   // without calling wait() (io_uring: the kernel posts completions into

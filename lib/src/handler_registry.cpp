@@ -42,6 +42,13 @@ std::error_code ContextImpl::set_handler(int fd, FdHandler&& handler, bool inter
     return ec;
   }
   if (old) retire(old);
+  if (node->cb.poll) {
+    // A new pollable handler starts in the poll set; it leaves after 7 s
+    // without progress (busy_poll.cpp).
+    ++pollable_live_;
+    node->last_progress_ns = poll_clock_ns();
+    poll_set_join(node);
+  }
   return {};
 }
 
@@ -59,6 +66,10 @@ void ContextImpl::retire(HandlerNode* node) {
   node->revents = 0;
   IntrusiveList<HandlerNode, ReadyTag>::unlink(node);
   if (!node->cb.poll) --without_poll_;
+  if (node->cb.poll) --pollable_live_;
+  // The node stays linked (a walker may hold its neighbours) but no longer
+  // counts as polled.
+  if (IntrusiveList<HandlerNode, PollSetTag>::linked(node)) --poll_set_live_;
   if (node->in_poll_phase && !destroying_) {
     // Keep poll_begin/poll_end paired even for a handler removed while the
     // context busy polls. No final poll: the handler is gone.

@@ -80,8 +80,11 @@ class IoUringMonitor final : public FdMonitor {
   bool watches_while_polling() const override { return true; }
 
   bool need_wait() const override {
-    return io_uring_cq_ready(&ring_) > 0 || io_uring_sq_ready(&ring_) > 0 || !backlog_.empty() ||
-           io_uring_cq_has_overflow(&ring_);
+    return io_uring_cq_ready(&ring_) > 0 || io_uring_cq_has_overflow(&ring_);
+  }
+
+  bool has_unsubmitted() const override {
+    return io_uring_sq_ready(&ring_) > 0 || !backlog_.empty();
   }
 
   void flush() override {

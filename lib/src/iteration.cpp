@@ -43,12 +43,24 @@ bool ContextImpl::poll_impl(bool blocking) {
   const int64_t start_ns = adapt ? poll_clock_ns() : 0;
 
   bool progress = false;
+  // Whether every watched fd's handler was just polled, so that a
+  // zero-timeout wait would tell nothing new.
+  bool polled_everything = false;
+  if (timeout != 0 && poll_max_ns_ > 0 && poll_ns_.load(std::memory_order_relaxed) > 0) {
+    // About to busy poll: hand queued requests (io_uring re-arms) to the
+    // kernel now, so they do not force a wait. Only here: a blocking wait
+    // submits them in the same system call anyway.
+    monitor_->flush();
+  }
   if (timeout != 0 && busy_poll_eligible(timeout)) {
     progress = busy_poll(&timeout);
-  } else if (timeout == 0 && without_poll_ == 0 && !monitor_->need_wait()) {
+    polled_everything = without_poll_ == 0 && poll_set_live_ == pollable_live_;
+  } else if (timeout == 0 && without_poll_ == 0 && !monitor_->need_wait() &&
+             !monitor_->has_unsubmitted()) {
     // Every handler is pollable: a round of poll callbacks stands in for a
     // zero-timeout wait, so this iteration needs no system call at all.
     progress = poll_handlers_once();
+    polled_everything = true;
   }
 
   if (timeout != 0 && poll_started_) {
@@ -56,7 +68,9 @@ bool ContextImpl::poll_impl(bool blocking) {
     // window between a device's last check and re-enabled notifications.
     if (poll_set_started(false)) timeout = 0;
   }
-  if (timeout != 0 && !ready_.empty()) timeout = 0;
+  // Events already collected, or completions already in memory: nothing
+  // to block for.
+  if (timeout != 0 && (!ready_.empty() || monitor_->need_wait())) timeout = 0;
 
   bool announced = false;
   if (timeout != 0) {
@@ -64,7 +78,7 @@ bool ContextImpl::poll_impl(bool blocking) {
     announced = true;
     if (notification_pending()) timeout = 0;
   }
-  if (timeout != 0 || !can_skip_wait()) {
+  if (timeout != 0 || !can_skip_wait(polled_everything)) {
     if (timeout != 0) stat_blocking_waits_.add();
     monitor_->wait(timeout);
   }
@@ -83,11 +97,13 @@ bool ContextImpl::poll_impl(bool blocking) {
   return progress;
 }
 
-bool ContextImpl::can_skip_wait() const {
+bool ContextImpl::can_skip_wait(bool polled_everything) const {
   // A zero-timeout wait is only skipped when no fd can be ready unseen:
-  // every handler was just polled, or the monitor keeps watching on its own
-  // and has nothing queued or completed.
-  return (without_poll_ == 0 || monitor_->watches_while_polling()) && !monitor_->need_wait();
+  // every handler was just polled (a pollable handler outside the poll set
+  // would otherwise starve while busy polling keeps finding work), or the
+  // monitor keeps watching on its own and has nothing queued or completed.
+  return (polled_everything || monitor_->watches_while_polling()) && !monitor_->need_wait() &&
+         !monitor_->has_unsubmitted();
 }
 
 bool ContextImpl::dispatch() noexcept {

@@ -122,9 +122,9 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // The clock's current time in ns. Any thread.
   int64_t now(ClockType clock) const;
 
-  // Moves the test clock forward by delta_ns and wakes the loop. Timers on
-  // the test clock fire in the next iteration once their deadline is
-  // reached. Any thread.
+  // Moves the test clock forward by delta_ns; from another thread, also
+  // wakes the loop. Timers on the test clock fire in the next iteration once
+  // their deadline is reached. Any thread.
   void advance_test_clock(int64_t delta_ns);
 
   // The fd monitor in use (never automatic). Any thread.
