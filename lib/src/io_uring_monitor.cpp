@@ -161,9 +161,11 @@ class IoUringMonitor final : public FdMonitor {
  private:
   io_uring_sqe* get_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    if (!sqe) {
+    if (!sqe && !reaping_) {
       // The submission queue is full (many registrations at once): hand the
-      // batch to the kernel to make room.
+      // batch to the kernel to make room. Never while reaping: the re-arms
+      // of fds that are still ready (their handlers have not run yet) would
+      // complete at once and feed the loop that reaps them.
       io_uring_submit(&ring_);
       sqe = io_uring_get_sqe(&ring_);
     }
@@ -211,20 +213,22 @@ class IoUringMonitor final : public FdMonitor {
   }
 
   void reap() {
+    reaping_ = true;
     for (;;) {
-      unsigned seen = 0;
-      unsigned head;
-      io_uring_cqe* cqe;
-      io_uring_for_each_cqe(&ring_, head, cqe) {
-        ++seen;
-        complete(cqe->user_data, cqe->res);
+      // Only what is there now: the kernel may keep adding completions.
+      const unsigned head = *ring_.cq.khead;
+      const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
+      for (unsigned i = head; i != tail; ++i) {
+        const io_uring_cqe& cqe = ring_.cq.cqes[io_uring_cqe_index(&ring_, i, ring_.cq.ring_mask)];
+        complete(cqe.user_data, cqe.res);
       }
-      io_uring_cq_advance(&ring_, seen);
+      io_uring_cq_advance(&ring_, tail - head);
       // With the CQ full the kernel parks further completions (NODROP);
       // they are moved into the ring once there is room and we ask.
       if (!io_uring_cq_has_overflow(&ring_)) break;
       io_uring_get_events(&ring_);
     }
+    reaping_ = false;
   }
 
   void complete(uint64_t user_data, int res) {
@@ -253,6 +257,7 @@ class IoUringMonitor final : public FdMonitor {
   MonitorHost& host_;
   io_uring ring_{};
   uint32_t generation_ = 0;
+  bool reaping_ = false;
   EmbedFd embed_{};
   std::vector<int> backlog_;
   std::vector<int> suspended_;
