@@ -2,10 +2,8 @@
 // The epoll fd monitor. A wait costs O(number of ready fds), whatever the
 // number of registered ones.
 //
-// Events carry the fd, not the node: a handler replaced for the same fd with
-// the same events needs no system call, and an event still queued for a
-// removed handler finds no node (or the new one) instead of a dangling
-// pointer.
+// Events carry the fd, not the node: an event still queued for a removed
+// handler finds no node (or its replacement) instead of a dangling pointer.
 //
 // External handlers are suspended lazily: disable_external() costs nothing;
 // an external fd that fires while suspended is taken out of the epoll set
@@ -64,12 +62,9 @@ class EpollMonitor final : public FdMonitor {
       if (old_node) old_node->monitor_tag = 0;
       return {};
     }
-    if (old_in && old_node->monitor_events == events && !old_node->monitor_suspended) {
-      old_node->monitor_tag = 0;
-      new_node->monitor_tag = kInSet;
-      new_node->monitor_events = events;
-      return {};
-    }
+    // Always tell the kernel, even for unchanged events: the old fd may
+    // have been closed (which dropped it from the set) and its number
+    // reused for the file the new handler means.
     if (std::error_code ec = set_events(new_node->fd, events, old_in)) return ec;
     if (old_node) old_node->monitor_tag = 0;
     new_node->monitor_tag = kInSet;

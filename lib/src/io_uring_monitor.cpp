@@ -92,14 +92,9 @@ class IoUringMonitor final : public FdMonitor {
   }
 
   std::error_code update(HandlerNode* old_node, HandlerNode* new_node) override {
-    if (old_node && new_node && old_node->monitor_tag != 0 && !old_node->monitor_suspended &&
-        old_node->interest == new_node->interest) {
-      // Same fd, same events: the request in flight serves the new handler.
-      new_node->monitor_tag = old_node->monitor_tag;
-      new_node->monitor_events = old_node->monitor_events;
-      old_node->monitor_tag = 0;
-      return {};
-    }
+    // A replacement always gets a request of its own, even for unchanged
+    // events: the request in flight holds the file the old fd referred to,
+    // and the number may now name another one.
     if (old_node && old_node->monitor_tag != 0) {
       if (old_node->monitor_events != 0) cancel(old_node);
       old_node->monitor_tag = 0;
