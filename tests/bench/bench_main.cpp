@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+// The benchmark program: every workload of WORKLOADS.md for aioloop, GLib,
+// libuv (when built with it) and the machine's limits, in one process run.
+//
+//   aioloop-bench [--quick] [--only=W1,W5,L1] [--backend=poll,epoll,io_uring]
+//                 [--impl=aioloop,glib,libuv,limit] [--param=0,10000]
+//
+// --param picks W4's idle fd counts.
+//
+// stdout carries only the WORKLOADS lines; everything else goes to stderr.
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "bench_report.h"
+
+namespace {
+
+// Workload ids with the names WORKLOADS.md prints; --only accepts either.
+constexpr std::pair<std::string_view, std::string_view> kWorkloads[] = {
+    {"W1", "bh"},     {"W2", "xbh"},     {"W3", "xfd"},  {"W4", "idlefds"},
+    {"W5", "timers"}, {"L1", "eventfd"}, {"L2", "spin"}, {"L3", "wake"},
+};
+
+std::vector<std::string> split(std::string_view list) {
+  std::vector<std::string> items;
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    if (!item.empty()) items.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return items;
+}
+
+bool normalize_workload(std::string& item) {
+  std::string upper = item;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  for (const auto& [id, name] : kWorkloads) {
+    if (upper == id || item == name) {
+      item = std::string(id);
+      return true;
+    }
+  }
+  return false;
+}
+
+int usage(const char* program) {
+  std::fprintf(stderr,
+               "usage: %s [--quick] [--only=W1,...,L3] [--backend=poll,epoll,io_uring] "
+               "[--impl=aioloop,glib,libuv,limit] [--param=N,...]\n",
+               program);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bench::Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--quick") {
+      options.quick = true;
+    } else if (arg.starts_with("--only=")) {
+      options.only = split(arg.substr(7));
+      for (std::string& item : options.only) {
+        if (!normalize_workload(item)) {
+          std::fprintf(stderr, "unknown workload '%s'\n", item.c_str());
+          return usage(argv[0]);
+        }
+      }
+    } else if (arg.starts_with("--backend=")) {
+      options.backends = split(arg.substr(10));
+    } else if (arg.starts_with("--param=")) {
+      for (const std::string& item : split(arg.substr(8))) {
+        char* end = nullptr;
+        const long value = std::strtol(item.c_str(), &end, 10);
+        if (*end != '\0' || value < 0 || value > 1000000) return usage(argv[0]);
+        options.params.push_back(static_cast<int>(value));
+      }
+    } else if (arg.starts_with("--impl=")) {
+      options.impls = split(arg.substr(7));
+    } else {
+      return usage(argv[0]);
+    }
+  }
+
+  bench::raise_fd_limit();
+  const bench::Counts counts = bench::counts_for(options);
+  try {
+    if (options.wants_impl("aioloop")) bench::run_aioloop(options, counts);
+    if (options.wants_impl("glib")) bench::run_glib(options, counts);
+    if (options.wants_impl("libuv")) bench::run_libuv(options, counts);
+    if (options.wants_impl("limit")) bench::run_limits(options, counts);
+  } catch (const std::exception& e) {
+    bench::note("benchmark failed: %s", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: MIT
+// What each fd monitor must get right beyond the common conformance suites
+// (issue 3, point 6), run once per monitor.
+#include <aioloop/aioloop.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+#include "test_support.h"
+
+namespace aioloop::testing {
+namespace {
+
+class MonitorTest : public ContextTest {};
+
+// "20,000 registered fds must work", "cost independent of idle fds": one
+// active handler among 20,000 idle ones is dispatched, and only it.
+TEST_P(MonitorTest, TwentyThousandIdleFdsAndOneActive) {
+  constexpr int kWanted = 20000;
+  constexpr int kHeadroom = 64;  // the test binary's own fds
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_cur < kWanted + kHeadroom) {
+    rlimit raised = limit;
+    raised.rlim_cur = raised.rlim_max = std::max<rlim_t>(limit.rlim_max, kWanted + kHeadroom);
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+      // Not allowed to raise the hard limit (this machine caps it at
+      // 20,000): use all of it that the binary does not need itself.
+      raised.rlim_cur = raised.rlim_max = limit.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &raised);
+    }
+  }
+  getrlimit(RLIMIT_NOFILE, &limit);
+  const int kIdle = static_cast<int>(std::min<rlim_t>(kWanted, limit.rlim_cur - kHeadroom));
+  if (kIdle < 10000) GTEST_SKIP() << "RLIMIT_NOFILE is only " << limit.rlim_cur;
+  RecordProperty("idle_fds", kIdle);
+
+  // Idle: copies of a pipe's read end that never gets data.
+  Pipe idle;
+  std::vector<int> fds;
+  fds.reserve(kIdle);
+  int idle_calls = 0;
+  for (int i = 0; i < kIdle; ++i) {
+    int fd = dup(idle.read_fd);
+    ASSERT_GE(fd, 0) << "dup #" << i;
+    fds.push_back(fd);
+    FdHandler h;
+    h.read = [&] { ++idle_calls; };
+    ASSERT_FALSE(ctx().set_fd_handler(fd, std::move(h))) << "fd #" << i;
+  }
+  Pipe active;
+  int active_calls = 0;
+  FdHandler h;
+  h.read = [&] {
+    active.Drain();
+    ++active_calls;
+  };
+  ASSERT_FALSE(ctx().set_fd_handler(active.read_fd, std::move(h)));
+  for (int round = 0; round < 100; ++round) {
+    active.Fill();
+    Watchdog watchdog(ctx());
+    while (!watchdog.fired() && active_calls == round) ctx().poll(true);
+    ASSERT_FALSE(watchdog.fired());
+  }
+  EXPECT_EQ(active_calls, 100);
+  EXPECT_EQ(idle_calls, 0);
+  for (int fd : fds) {
+    ctx().remove_fd_handler(fd);
+    close(fd);
+  }
+  ctx().remove_fd_handler(active.read_fd);
+}
+
+// "a removal racing an in-flight completion never touches freed memory":
+// the fd is made ready after the handler was removed, while (under
+// io_uring) its poll request may still be in flight. ASan watches.
+TEST_P(MonitorTest, HandlerRemovedWhileItsPollIsInFlight) {
+  for (int i = 0; i < 200; ++i) {
+    Pipe p;
+    int calls = 0;
+    FdHandler h;
+    h.read = [&] { ++calls; };
+    ASSERT_FALSE(ctx().set_fd_handler(p.read_fd, std::move(h)));
+    ctx().poll(false);  // submits the request
+    if (i % 2) p.Fill();  // half the time the completion is already posted
+    ctx().remove_fd_handler(p.read_fd);
+    p.Fill();
+    ctx().poll(false);
+    ctx().poll(false);
+    EXPECT_EQ(calls, 0);
+  }
+}
+
+// The same, but the handler is replaced (a new one registered for the fd):
+// only the new one is ever called.
+TEST_P(MonitorTest, ReplacementWhileRequestInFlightCallsOnlyTheNewHandler) {
+  Pipe p;
+  int old_calls = 0, new_calls = 0;
+  FdHandler old_h;
+  old_h.read = [&] { ++old_calls; };
+  ASSERT_FALSE(ctx().set_fd_handler(p.read_fd, std::move(old_h)));
+  ctx().poll(false);
+  FdHandler new_h;
+  new_h.read = [&] {
+    p.Drain();
+    ++new_calls;
+  };
+  new_h.write = [] {};  // different events: a new request under io_uring
+  ASSERT_FALSE(ctx().set_fd_handler(p.read_fd, std::move(new_h)));
+  p.Fill();
+  Watchdog watchdog(ctx());
+  while (!watchdog.fired() && new_calls == 0) ctx().poll(true);
+  EXPECT_EQ(old_calls, 0);
+  EXPECT_EQ(new_calls, 1);
+  ctx().remove_fd_handler(p.read_fd);
+}
+
+// "replacing the handler of a ready fd inside its own callback": the old
+// callback is never run again, the new one gets the next event.
+TEST_P(MonitorTest, ReplaceOwnHandlerOfReadyFdInsideCallback) {
+  Pipe p;
+  int first = 0, second = 0;
+  FdHandler replacement;
+  replacement.read = [&] {
+    p.Drain();
+    ++second;
+  };
+  FdHandler h;
+  h.read = [&] {
+    ++first;
+    p.Drain();
+    EXPECT_FALSE(ctx().set_fd_handler(p.read_fd, replacement));
+  };
+  ASSERT_FALSE(ctx().set_fd_handler(p.read_fd, std::move(h)));
+  p.Fill();
+  Watchdog watchdog(ctx());
+  while (!watchdog.fired() && first == 0) ctx().poll(true);
+  EXPECT_EQ(first, 1);
+  EXPECT_EQ(second, 0);
+  p.Fill();
+  while (!watchdog.fired() && second == 0) ctx().poll(true);
+  EXPECT_EQ(first, 1);
+  EXPECT_EQ(second, 1);
+  ctx().remove_fd_handler(p.read_fd);
+}
+
+// "An fd that is invalid, closed while registered ... never a crash, a hang"
+// and the loop never spins on it: with a 30 ms timer pending, the loop takes
+// only a handful of iterations to get there.
+TEST_P(MonitorTest, FdClosedWhileRegisteredDoesNotSpin) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+  int calls = 0;
+  FdHandler h;
+  h.read = [&] { ++calls; };
+  ASSERT_FALSE(ctx().set_fd_handler(fds[0], std::move(h)));
+  ctx().poll(false);
+  close(fds[0]);
+  close(fds[1]);
+  bool fired = false;
+  Timer t(ctx(), ClockType::realtime, Scale::ms, [&] { fired = true; });
+  t.mod(ctx().now(ClockType::realtime) / 1000000 + 30);
+  const uint64_t before = ctx().stats().iterations;
+  Watchdog watchdog(ctx());
+  while (!watchdog.fired() && !fired) ctx().poll(true);
+  EXPECT_TRUE(fired);
+  EXPECT_LE(ctx().stats().iterations - before, 5u);
+  ctx().remove_fd_handler(fds[0]);
+}
+
+volatile sig_atomic_t g_signals = 0;
+void CountSignal(int) { g_signals = g_signals + 1; }
+
+// "signals delivered during a blocking wait (no spurious progress, no lost
+// event)": poll(true) keeps waiting through signals and returns once, with
+// progress, for the event.
+TEST_P(MonitorTest, SignalsDuringABlockingWaitAreNotEvents) {
+  struct sigaction sa {};
+  sa.sa_handler = CountSignal;  // no SA_RESTART: the wait sees EINTR
+  struct sigaction old {};
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  g_signals = 0;
+
+  Pipe p;
+  int calls = 0;
+  FdHandler h;
+  h.read = [&] {
+    p.Drain();
+    ++calls;
+  };
+  ASSERT_FALSE(ctx().set_fd_handler(p.read_fd, std::move(h)));
+  ctx().poll(false);
+  const pthread_t home = pthread_self();
+  const uint64_t waits = ctx().stats().blocking_waits;
+  std::thread signaller([&] {
+    if (!WaitUntilBlocked(ctx(), waits)) return;
+    for (int i = 0; i < 20; ++i) {
+      pthread_kill(home, SIGUSR1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    p.Fill();
+  });
+  const bool progress = ctx().poll(true);
+  signaller.join();
+  sigaction(SIGUSR1, &old, nullptr);
+  EXPECT_GE(g_signals, 1);
+  EXPECT_TRUE(progress) << "a signal ended the wait as if it were an event";
+  EXPECT_EQ(calls, 1);
+  ctx().remove_fd_handler(p.read_fd);
+}
+
+// Issue 3, point 5: "test them [the embedding hooks] from a bare outer
+// poll() loop". One fd under epoll and io_uring, one per handler under poll.
+TEST_P(MonitorTest, EmbeddedInABarePollLoop) {
+  auto outer_iteration = [&] {
+    const int64_t timeout_ns = ctx().embed_prepare();
+    std::vector<pollfd> fds;
+    for (const EmbedFd& f : ctx().embed_fds()) fds.push_back({f.fd, f.events, 0});
+    const int ms = timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999999) / 1000000);
+    ::poll(fds.data(), fds.size(), ms);
+    std::vector<short> revents;
+    for (const pollfd& f : fds) revents.push_back(f.revents);
+    if (ctx().embed_check(revents)) ctx().embed_dispatch();
+  };
+  Watchdog watchdog(ctx());
+
+  // A bottom half scheduled from another thread wakes the outer wait.
+  std::atomic<bool> ran{false};
+  BottomHalf bh(ctx(), [&] { ran = true; });
+  std::thread other([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    bh.schedule();
+  });
+  while (!watchdog.fired() && !ran) outer_iteration();
+  other.join();
+  EXPECT_TRUE(ran.load());
+
+  // Fd handlers, including one added while embedded.
+  Pipe p;
+  int reads = 0;
+  FdHandler h;
+  h.read = [&] {
+    p.Drain();
+    ++reads;
+  };
+  ASSERT_FALSE(ctx().set_fd_handler(p.read_fd, std::move(h)));
+  p.Fill();
+  while (!watchdog.fired() && reads == 0) outer_iteration();
+  EXPECT_EQ(reads, 1);
+  const size_t expected_fds = GetParam() == Backend::poll ? 2u : 1u;  // + the notifier
+  EXPECT_EQ(ctx().embed_fds().size(), expected_fds);
+
+  // A timer, never early.
+  int64_t fired_at = -1;
+  Timer t(ctx(), ClockType::realtime, Scale::ns, [&] { fired_at = ctx().now(ClockType::realtime); });
+  const int64_t deadline = ctx().now(ClockType::realtime) + 5 * 1000 * 1000;
+  t.mod(deadline);
+  while (!watchdog.fired() && fired_at < 0) outer_iteration();
+  EXPECT_GE(fired_at, deadline);
+  EXPECT_FALSE(watchdog.fired());
+  ctx().remove_fd_handler(p.read_fd);
+}
+
+// Prepare may be repeated without check (GLib does it); the announcement is
+// one flag, so one check withdraws it: afterwards a notify() from another
+// thread writes no eventfd.
+TEST_P(MonitorTest, EmbedPrepareWithoutCheckIsTolerated) {
+  ctx().embed_prepare();
+  ctx().embed_prepare();
+  ctx().embed_prepare();
+  ctx().embed_check({});
+  ctx().embed_dispatch();
+  const uint64_t writes = ctx().stats().eventfd_writes;
+  std::thread([&] { ctx().notify(); }).join();
+  EXPECT_EQ(ctx().stats().eventfd_writes, writes);
+}
+
+AIOLOOP_INSTANTIATE_FOR_ALL_BACKENDS(MonitorTest);
+
+// "forced by option or AIOLOOP_BACKEND=poll|epoll|io_uring (an unknown value
+// is a clear error)".
+TEST(BackendChoiceTest, EnvironmentVariableForcesTheBackend) {
+  const char* saved = std::getenv("AIOLOOP_BACKEND");
+  std::string saved_value = saved ? saved : "";
+  for (Backend b : {Backend::poll, Backend::epoll, Backend::io_uring}) {
+    if (!backend_compiled_in(b)) continue;
+    setenv("AIOLOOP_BACKEND", std::string(backend_name(b)).c_str(), 1);
+    try {
+      EXPECT_EQ(Context::create()->backend(), b);
+    } catch (const Error& e) {
+      // A forced backend the kernel refuses is an error, never a fallback.
+      EXPECT_EQ(b, Backend::io_uring) << e.what();
+    }
+  }
+  setenv("AIOLOOP_BACKEND", "kqueue", 1);
+  EXPECT_THROW(Context::create(), Error);
+  // An explicit option wins over the environment.
+  setenv("AIOLOOP_BACKEND", "epoll", 1);
+  EXPECT_EQ(Context::create({.backend = Backend::poll})->backend(), Backend::poll);
+  if (saved) {
+    setenv("AIOLOOP_BACKEND", saved_value.c_str(), 1);
+  } else {
+    unsetenv("AIOLOOP_BACKEND");
+  }
+}
+
+// "Backend::automatic picks io_uring, else epoll, else poll".
+TEST(BackendChoiceTest, AutomaticPrefersIoUringThenEpoll) {
+  const char* saved = std::getenv("AIOLOOP_BACKEND");
+  std::string saved_value = saved ? saved : "";
+  unsetenv("AIOLOOP_BACKEND");
+  Backend expected = Backend::poll;
+  for (Backend b : {Backend::epoll, Backend::io_uring}) {
+    if (!backend_compiled_in(b)) continue;
+    try {
+      Context::create({.backend = b});
+      expected = b;
+    } catch (const Error&) {
+    }
+  }
+  EXPECT_EQ(Context::create()->backend(), expected);
+  EXPECT_EQ(Context::create()->stats().backend, expected);
+  if (saved) setenv("AIOLOOP_BACKEND", saved_value.c_str(), 1);
+}
+
+// Under epoll a regular file is refused by the kernel: "a clear error value
+// at registration, not a silent loss".
+TEST(EpollMonitorTest, RegularFileIsRefusedWithEperm) {
+  if (!backend_compiled_in(Backend::epoll)) GTEST_SKIP();
+  auto ctx = Context::create({.backend = Backend::epoll});
+  char path[] = "/tmp/aioloop-regular-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  unlink(path);
+  FdHandler h;
+  h.read = [] {};
+  std::error_code ec = ctx->set_fd_handler(fd, std::move(h));
+  EXPECT_EQ(ec, std::errc::operation_not_permitted);
+  // The refused handler is not half-registered: removing it is a no-op and
+  // the loop still works.
+  ctx->remove_fd_handler(fd);
+  EXPECT_FALSE(ctx->poll(false));
+  close(fd);
+}
+
+}  // namespace
+}  // namespace aioloop::testing
