@@ -13,6 +13,15 @@
 // Each run() works on the batch it took (a "slice"); anything scheduled while
 // the slice runs waits for the next run(), so a self-rescheduling bottom half
 // runs once per iteration and cannot starve fd handlers and timers.
+//
+// Ownership: kBhPending set means "queued, or being run": nobody pushes the
+// node again. Once the home thread has the node (home_owned), it keeps
+// kBhPending set while the callback runs, and clears it (with a CAS) only if
+// the node was not scheduled again meanwhile. A re-schedule from the home
+// thread of a node it owns then only has to *set* bits, which a plain store
+// can do (see schedule()); clearing bits is always an atomic read-modify-
+// write, so no other thread's schedule() can be lost. A bottom half that
+// re-schedules itself costs one locked instruction per run, not two.
 #include "bh_list.h"
 
 #include <cassert>
@@ -33,6 +42,8 @@ BhList::~BhList() {
 }
 
 void BhList::append_local(BhNode* bh) {
+  bh->home_owned = true;
+  bh->in_list = true;
   bh->next = nullptr;
   if (local_tail_) {
     local_tail_->next = bh;
@@ -50,6 +61,8 @@ void BhList::move_remote_to_local() {
   BhNode* last = newest_first;
   while (newest_first) {
     BhNode* next = newest_first->next;
+    newest_first->home_owned = true;
+    newest_first->in_list = true;
     newest_first->next = in_order;
     in_order = newest_first;
     newest_first = next;
@@ -64,24 +77,50 @@ void BhList::move_remote_to_local() {
 }
 
 void BhList::schedule(BhNode* bh, unsigned extra_flags) {
-  // acq_rel: release publishes what the caller wrote before scheduling to
-  // the home thread, which takes the flags with an acquire fetch_and.
-  unsigned old = bh->flags.fetch_or(kBhPending | kBhScheduled | extra_flags,
-                                    std::memory_order_acq_rel);
-  if (!(old & kBhPending) && in_home_(arg_)) {
-    // We own the queueing, and only the home thread reads the local FIFO.
-    move_remote_to_local();
-    append_local(bh);
-  } else if (!(old & kBhPending)) {
-    // We own the push: nobody else touches bh->next until the home thread
-    // has taken the node off the queue and cleared kBhPending.
-    BhNode* head = queue_.load(std::memory_order_relaxed);
-    do {
-      bh->next = head;
-    } while (!queue_.compare_exchange_weak(head, bh, std::memory_order_release,
-                                           std::memory_order_relaxed));
+  const bool idle = (extra_flags & kBhIdle) != 0;
+  bool queued_now = false;
+  if (in_home_(arg_) && bh->home_owned) {
+    // The home thread owns the node, so kBhPending is set and stays set:
+    // only kBhScheduled (and the idle bit) change. The other writers at this
+    // moment can only be other threads' schedule() and cancel(). Their
+    // schedule() sets bits this store sets too (kBhIdle aside: losing it
+    // merely makes the bottom half urgent); losing their cancel() is the
+    // same as that cancel() having come first. So a plain store is enough.
+    unsigned flags = bh->flags.load(std::memory_order_relaxed) | kBhScheduled;
+    flags = idle ? (flags | kBhIdle) : (flags & ~kBhIdle);
+    bh->flags.store(flags, std::memory_order_release);
+    if (!bh->in_list) {
+      // Being run right now (it re-schedules itself): queue it here, so it
+      // keeps its place in scheduling order.
+      move_remote_to_local();
+      append_local(bh);
+    }
+  } else {
+    // acq_rel: release publishes what the caller wrote before scheduling to
+    // the home thread, which takes the flags with an acquire fetch_and.
+    const unsigned old =
+        bh->flags.fetch_or(kBhPending | kBhScheduled | extra_flags, std::memory_order_acq_rel);
+    if (!idle && (old & kBhIdle)) {
+      // Was scheduled idle before: now it is urgent. Racing with the home
+      // thread taking it only means it runs as a normal bottom half.
+      bh->flags.fetch_and(~kBhIdle, std::memory_order_relaxed);
+    }
+    queued_now = !(old & kBhPending);
+    if (queued_now && in_home_(arg_)) {
+      // We own the queueing, and only the home thread reads the local FIFO.
+      move_remote_to_local();
+      append_local(bh);
+    } else if (queued_now) {
+      // We own the push: nobody else touches bh->next until the home thread
+      // has taken the node off the queue and released kBhPending.
+      BhNode* head = queue_.load(std::memory_order_relaxed);
+      do {
+        bh->next = head;
+      } while (!queue_.compare_exchange_weak(head, bh, std::memory_order_release,
+                                             std::memory_order_relaxed));
+    }
   }
-  if (!(extra_flags & kBhIdle) || !(old & kBhPending)) {
+  if (!idle || queued_now) {
     // notify() orders the push above before its own store of `notified`
     // (see notify.cpp), so a loop that sees the notification sees the node.
     notify_(arg_);
@@ -99,15 +138,34 @@ void BhList::run_soon(std::function<void()>&& fn) {
 }
 
 void BhList::destroy(BhNode* bh) {
-  if (bh->running) {
+  if (bh->running > 0) {
     // Deleting from inside its own callback: the std::function is running,
     // so it must survive until run() regains control.
     bh->delete_after_run = true;
     return;
   }
-  unsigned old = bh->flags.fetch_or(kBhDeleted, std::memory_order_acq_rel);
+  const unsigned old = bh->flags.fetch_or(kBhDeleted, std::memory_order_acq_rel);
   if (!(old & kBhPending)) delete bh;
-  // Otherwise it is queued: run() frees it when it takes it off.
+  // Otherwise it is queued (on the remote stack or a home list): run()
+  // frees it when it takes it off.
+}
+
+void BhList::release_or_requeue(BhNode* bh) {
+  unsigned flags = bh->flags.load(std::memory_order_relaxed);
+  for (;;) {
+    if (flags & kBhScheduled) {
+      // Another thread scheduled it while it ran; its fetch_or saw
+      // kBhPending and left the queueing to us.
+      append_local(bh);
+      return;
+    }
+    // acq_rel: from here on another thread may push the node again.
+    if (bh->flags.compare_exchange_weak(flags, flags & ~kBhPending, std::memory_order_acq_rel,
+                                        std::memory_order_relaxed)) {
+      bh->home_owned = false;
+      return;
+    }
+  }
 }
 
 bool BhList::is_due(unsigned flags, bool* idle_only) {
@@ -157,27 +215,37 @@ bool BhList::run(uint64_t* count) noexcept {
       slices_ = s->next;
       continue;
     }
-    // Unlink before clearing kBhPending: from that moment another thread may
-    // push the node again and rewrite bh->next.
     s->head = bh->next;
-    // acquire pairs with the release in schedule(): the scheduler's writes
-    // are visible to the callback.
-    unsigned flags =
-        bh->flags.fetch_and(~(kBhPending | kBhScheduled | kBhIdle), std::memory_order_acq_rel);
+    bh->in_list = false;
+    // Atomic: a schedule() from another thread racing with this must not be
+    // lost. kBhPending stays set (see the top of this file). acquire pairs
+    // with the release in schedule(): the scheduler's writes are visible to
+    // the callback.
+    const unsigned flags =
+        bh->flags.fetch_and(~(kBhScheduled | kBhIdle), std::memory_order_acq_rel);
     if ((flags & (kBhScheduled | kBhDeleted)) == kBhScheduled) {
-      bh->running = true;
+      ++bh->running;
       bh->callback();  // noexcept context: a throwing callback terminates
-      bh->running = false;
+      --bh->running;
       progress = true;
       ++*count;
-      if (flags & kBhOneshot) {
+    }
+    if (flags & (kBhDeleted | kBhOneshot)) {
+      delete bh;  // deleted while queued, or a one-shot that has had its turn
+    } else if (bh->running > 0) {
+      // An outer invocation of this callback is still on the stack (we are
+      // in a nested poll()); it finishes the bookkeeping.
+    } else if (bh->delete_after_run) {
+      bh->delete_after_run = false;
+      if (bh->in_list) {
+        // It re-scheduled itself before deleting itself: it sits on the
+        // local list, which frees it when it gets there.
+        bh->flags.fetch_or(kBhDeleted, std::memory_order_relaxed);
+      } else {
         delete bh;
-      } else if (bh->delete_after_run) {
-        bh->delete_after_run = false;
-        destroy(bh);
       }
-    } else if (flags & (kBhDeleted | kBhOneshot)) {
-      delete bh;
+    } else if (!bh->in_list) {
+      release_or_requeue(bh);
     }
   }
   return progress;

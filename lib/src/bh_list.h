@@ -31,9 +31,15 @@ struct BhNode {
   // node, read by the home thread after taking it: never written while the
   // node is on the queue.
   BhNode* next = nullptr;
-  // Home thread only: the callback is running / was deleted while running.
-  bool running = false;
+  // Home thread only: how many invocations of the callback are on the stack
+  // (a nested poll() can run it again), and whether it was deleted then.
+  int running = 0;
   bool delete_after_run = false;
+  // Home thread only: the home thread owns the node (kBhPending is set and
+  // the node is on a home list or being run, not on the remote stack), and
+  // whether it is on a home list right now.
+  bool home_owned = false;
+  bool in_list = false;
 };
 
 class BhList {
@@ -75,6 +81,7 @@ class BhList {
 
   void move_remote_to_local();
   void append_local(BhNode* bh);
+  void release_or_requeue(BhNode* bh);
   static bool is_due(unsigned flags, bool* idle_only);
 
   // The lock-free stack other threads push onto (newest first).

@@ -26,14 +26,7 @@ BottomHalf& BottomHalf::operator=(BottomHalf&& other) noexcept {
   return *this;
 }
 
-void BottomHalf::schedule() {
-  node_->list->schedule(node_, 0);
-  if (node_->flags.load(std::memory_order_relaxed) & detail::kBhIdle) {
-    // Was scheduled idle before: now it is urgent. A race with the home
-    // thread taking it only means it runs as a normal bottom half.
-    node_->flags.fetch_and(~detail::kBhIdle, std::memory_order_relaxed);
-  }
-}
+void BottomHalf::schedule() { node_->list->schedule(node_, 0); }
 
 void BottomHalf::schedule_idle() { node_->list->schedule(node_, detail::kBhIdle); }
 

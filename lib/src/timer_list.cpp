@@ -80,7 +80,7 @@ void TimerList::disarm(TimerNode* t) {
 
 void TimerList::destroy(TimerNode* t) {
   disarm(t);
-  if (t->running) {
+  if (t->running > 0) {
     t->delete_after_run = true;  // its std::function is on the stack
   } else {
     delete t;
@@ -98,12 +98,12 @@ bool TimerList::run(int64_t now_ns, uint64_t* count) noexcept {
     TimerNode* t = heap_[0].node;
     remove_at(0);
     t->expire_ns = -1;
-    t->running = true;
+    ++t->running;
     t->callback();  // noexcept context: a throwing callback terminates
-    t->running = false;
+    --t->running;
     progress = true;
     ++*count;
-    if (t->delete_after_run) delete t;
+    if (t->delete_after_run && t->running == 0) delete t;
   }
   return progress;
 }

@@ -20,7 +20,7 @@ struct TimerNode {
   int64_t expire_ns = -1;  // -1 when not armed
   uint64_t arm_seq = 0;    // orders equal deadlines first-armed-first-fired
   uint32_t heap_index = kNotInHeap;
-  bool running = false;
+  int running = 0;  // invocations on the stack (nested poll() can fire it again)
   bool delete_after_run = false;
 
   static constexpr uint32_t kNotInHeap = UINT32_MAX;
