@@ -87,7 +87,8 @@ class BusyPollTest : public ::testing::TestWithParam<Backend> {
     const uint64_t waits_before = ctx_->stats().blocking_waits;
     std::atomic<bool> done{false};
     std::thread mover([&] {
-      while (!done.load() && ctx_->stats().blocking_waits == waits_before) std::this_thread::yield();
+      while (!done.load() && ctx_->stats().blocking_waits == waits_before)
+        std::this_thread::yield();
       if (done.load()) return;  // busy polling found it: nothing to deliver
       const int64_t now = ctx_->now(ClockType::test);
       const int64_t arrival = arrival_ns_.load();

@@ -56,9 +56,7 @@ TEST(IoThreadTest, RunQueuesOneShotsInOrder) {
 TEST(IoThreadTest, RunAndWaitFromTheThreadItselfRunsInline) {
   IoThread io;
   int depth = 0;
-  ASSERT_TRUE(io.run_and_wait([&] {
-    EXPECT_TRUE(io.run_and_wait([&] { ++depth; }));
-  }));
+  ASSERT_TRUE(io.run_and_wait([&] { EXPECT_TRUE(io.run_and_wait([&] { ++depth; })); }));
   EXPECT_EQ(depth, 1);
 }
 

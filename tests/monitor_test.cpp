@@ -91,7 +91,7 @@ TEST_P(MonitorTest, HandlerRemovedWhileItsPollIsInFlight) {
     FdHandler h;
     h.read = [&] { ++calls; };
     ASSERT_FALSE(ctx().set_fd_handler(p.read_fd, std::move(h)));
-    ctx().poll(false);  // submits the request
+    ctx().poll(false);    // submits the request
     if (i % 2) p.Fill();  // half the time the completion is already posted
     ctx().remove_fd_handler(p.read_fd);
     p.Fill();
@@ -179,7 +179,9 @@ TEST_P(MonitorTest, FdClosedWhileRegisteredDoesNotSpin) {
 }
 
 volatile sig_atomic_t g_signals = 0;
-void CountSignal(int) { g_signals = g_signals + 1; }
+void CountSignal(int) {
+  g_signals = g_signals + 1;
+}
 
 // "signals delivered during a blocking wait (no spurious progress, no lost
 // event)": poll(true) keeps waiting through signals and returns once, with
@@ -262,7 +264,8 @@ TEST_P(MonitorTest, EmbeddedInABarePollLoop) {
 
   // A timer, never early.
   int64_t fired_at = -1;
-  Timer t(ctx(), ClockType::realtime, Scale::ns, [&] { fired_at = ctx().now(ClockType::realtime); });
+  Timer t(ctx(), ClockType::realtime, Scale::ns,
+          [&] { fired_at = ctx().now(ClockType::realtime); });
   const int64_t deadline = ctx().now(ClockType::realtime) + 5 * 1000 * 1000;
   t.mod(deadline);
   while (!watchdog.fired() && fired_at < 0) outer_iteration();

@@ -18,7 +18,9 @@ struct AioloopContext {
 
 extern "C" {
 
-GQuark aioloop_error_quark(void) { return g_quark_from_static_string("aioloop-error-quark"); }
+GQuark aioloop_error_quark(void) {
+  return g_quark_from_static_string("aioloop-error-quark");
+}
 
 AioloopContext* aioloop_context_new(const char* backend, GError** error) {
   aioloop::ContextOptions options;
@@ -63,8 +65,7 @@ GSource* aioloop_context_create_source(AioloopContext* context, GError** error) 
 }
 
 gboolean aioloop_context_set_fd_handler(AioloopContext* context, int fd, AioloopCallback read,
-                                        AioloopCallback write, gpointer user_data,
-                                        GError** error) {
+                                        AioloopCallback write, gpointer user_data, GError** error) {
   aioloop::FdHandler handler;
   if (read) handler.read = [read, user_data] { read(user_data); };
   if (write) handler.write = [write, user_data] { write(user_data); };
@@ -81,6 +82,8 @@ void aioloop_context_run_soon(AioloopContext* context, AioloopCallback fn, gpoin
   context->context->run_soon([fn, user_data] { fn(user_data); });
 }
 
-void aioloop_context_notify(AioloopContext* context) { context->context->notify(); }
+void aioloop_context_notify(AioloopContext* context) {
+  context->context->notify();
+}
 
 }  // extern "C"

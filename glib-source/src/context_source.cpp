@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The GSource of a context: GLib's prepare / poll / check / dispatch mapped
 // onto Context::embed_prepare / embed_fds / embed_check / embed_dispatch.
-#include <aioloop/glib.h>
 #include <aioloop/error.h>
+#include <aioloop/glib.h>
 
 #include <climits>
 #include <mutex>
@@ -35,7 +35,9 @@ struct ContextSource {
 std::mutex sourced_mutex;
 std::unordered_set<const Context*> sourced;
 
-SourceState* state_of(GSource* source) { return reinterpret_cast<ContextSource*>(source)->state; }
+SourceState* state_of(GSource* source) {
+  return reinterpret_cast<ContextSource*>(source)->state;
+}
 
 // Under the poll monitor the set of fds follows the handlers; under epoll
 // and io_uring it is one fd for good, so this is a comparison per iteration.
@@ -79,7 +81,9 @@ gboolean source_prepare(GSource* source, gint* timeout) {
   return FALSE;
 }
 
-gboolean source_check(GSource* source) { return check_now(source, state_of(source)) ? TRUE : FALSE; }
+gboolean source_check(GSource* source) {
+  return check_now(source, state_of(source)) ? TRUE : FALSE;
+}
 
 gboolean source_dispatch(GSource* source, GSourceFunc, gpointer) {
   SourceState* st = state_of(source);
@@ -97,8 +101,8 @@ void source_finalize(GSource* source) {
   delete st;  // may destroy the context
 }
 
-GSourceFuncs source_funcs = {source_prepare, source_check, source_dispatch, source_finalize,
-                             nullptr, nullptr};
+GSourceFuncs source_funcs = {source_prepare,  source_check, source_dispatch,
+                             source_finalize, nullptr,      nullptr};
 
 }  // namespace
 
@@ -111,7 +115,8 @@ GSource* create_source(const std::shared_ptr<Context>& context) {
     }
   }
   GSource* source = g_source_new(&source_funcs, sizeof(ContextSource));
-  reinterpret_cast<ContextSource*>(source)->state = new SourceState{context, {}, {}, UINT64_MAX, false};
+  reinterpret_cast<ContextSource*>(source)->state =
+      new SourceState{context, {}, {}, UINT64_MAX, false};
   g_source_set_can_recurse(source, TRUE);
   g_source_set_name(source, "aioloop context");
   return source;

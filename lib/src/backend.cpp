@@ -59,7 +59,8 @@ std::unique_ptr<FdMonitor> make_one(Backend backend, MonitorHost& host) {
 #if AIOLOOP_HAVE_IO_URING
       return make_io_uring_monitor(host);
 #else
-      throw make_error(ENOSYS, _("the io_uring backend was not built (liburing missing at build time)"));
+      throw make_error(ENOSYS,
+                       _("the io_uring backend was not built (liburing missing at build time)"));
 #endif
     case Backend::epoll:
 #if AIOLOOP_HAVE_EPOLL

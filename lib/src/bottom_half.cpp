@@ -26,11 +26,17 @@ BottomHalf& BottomHalf::operator=(BottomHalf&& other) noexcept {
   return *this;
 }
 
-void BottomHalf::schedule() { node_->list->schedule(node_, 0); }
+void BottomHalf::schedule() {
+  node_->list->schedule(node_, 0);
+}
 
-void BottomHalf::schedule_idle() { node_->list->schedule(node_, detail::kBhIdle); }
+void BottomHalf::schedule_idle() {
+  node_->list->schedule(node_, detail::kBhIdle);
+}
 
-void BottomHalf::cancel() { BhList::cancel(node_); }
+void BottomHalf::cancel() {
+  BhList::cancel(node_);
+}
 
 void BottomHalf::reset() {
   if (!node_) return;

@@ -33,7 +33,9 @@ std::unique_ptr<FdMonitor> make_monitor(Backend requested, MonitorHost& host);
 ContextImpl::ContextImpl(const ContextOptions& options)
     : home_(std::this_thread::get_id()),
       bhs_([](void* self) { static_cast<ContextImpl*>(self)->notify_impl(); },
-           [](const void* self) { return static_cast<const ContextImpl*>(self)->in_home_thread_impl(); },
+           [](const void* self) {
+             return static_cast<const ContextImpl*>(self)->in_home_thread_impl();
+           },
            this),
       busy_poll_clock_(options.busy_poll_clock) {
   monitor_ = make_monitor(options.backend, *this);
@@ -66,7 +68,9 @@ ContextImpl::~ContextImpl() {
   end_walk();
 }
 
-int64_t ContextImpl::poll_clock_ns() const { return now(busy_poll_clock_); }
+int64_t ContextImpl::poll_clock_ns() const {
+  return now(busy_poll_clock_);
+}
 
 }  // namespace detail
 
@@ -76,15 +80,21 @@ std::shared_ptr<Context> Context::create(const ContextOptions& options) {
   return std::shared_ptr<Context>(new ContextImpl(options), ContextDeleter{});
 }
 
-bool Context::poll(bool blocking) { return ContextImpl::of(*this).poll_impl(blocking); }
+bool Context::poll(bool blocking) {
+  return ContextImpl::of(*this).poll_impl(blocking);
+}
 
-void Context::notify() { ContextImpl::of(*this).notify_impl(); }
+void Context::notify() {
+  ContextImpl::of(*this).notify_impl();
+}
 
 std::error_code Context::set_fd_handler(int fd, FdHandler handler) {
   return ContextImpl::of(*this).set_handler(fd, std::move(handler), false);
 }
 
-void Context::remove_fd_handler(int fd) { ContextImpl::of(*this).remove_handler(fd); }
+void Context::remove_fd_handler(int fd) {
+  ContextImpl::of(*this).remove_handler(fd);
+}
 
 void Context::disable_external() {
   auto& self = ContextImpl::of(*this);
@@ -100,7 +110,9 @@ void Context::enable_external() {
   if (--self.external_disable_count_ == 0) self.monitor_->external_changed();
 }
 
-bool Context::external_disabled() const { return ContextImpl::of(*this).external_disable_count_ > 0; }
+bool Context::external_disabled() const {
+  return ContextImpl::of(*this).external_disable_count_ > 0;
+}
 
 std::error_code Context::set_event_notifier(EventNotifier& notifier, std::function<void()> read,
                                             std::function<bool()> poll,
@@ -159,7 +171,9 @@ void Context::advance_test_clock(int64_t delta_ns) {
   if (!self.in_home_thread_impl()) self.notify_impl();
 }
 
-Backend Context::backend() const { return ContextImpl::of(*this).backend_; }
+Backend Context::backend() const {
+  return ContextImpl::of(*this).backend_;
+}
 
 Stats Context::stats() const {
   const auto& self = ContextImpl::of(*this);
@@ -178,7 +192,9 @@ Stats Context::stats() const {
   return s;
 }
 
-bool Context::in_home_thread() const { return ContextImpl::of(*this).in_home_thread_impl(); }
+bool Context::in_home_thread() const {
+  return ContextImpl::of(*this).in_home_thread_impl();
+}
 
 void Context::make_current_thread_home() {
   ContextImpl::of(*this).home_.store(std::this_thread::get_id(), std::memory_order_relaxed);

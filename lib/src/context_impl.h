@@ -24,7 +24,9 @@ namespace aioloop::detail {
 // relaxed load and store (no locked instruction) is enough for one writer.
 class StatCounter {
  public:
-  void add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void add(uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
  private:
@@ -39,7 +41,9 @@ class ContextImpl final : public Context, public MonitorHost {
   static ContextImpl& of(Context& c) { return static_cast<ContextImpl&>(c); }
   static const ContextImpl& of(const Context& c) { return static_cast<const ContextImpl&>(c); }
 
-  void assert_home() const { assert(in_home_thread_impl() && "aioloop: call from outside the home thread"); }
+  void assert_home() const {
+    assert(in_home_thread_impl() && "aioloop: call from outside the home thread");
+  }
   bool in_home_thread_impl() const {
     return std::this_thread::get_id() == home_.load(std::memory_order_relaxed);
   }

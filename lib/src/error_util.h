@@ -10,8 +10,7 @@ namespace aioloop::detail {
 
 // An Error whose message is printf(translated_format, ...); the format comes
 // from _() so the whole message is translated.
-[[gnu::format(printf, 2, 3)]] Error make_error(int errno_value, const char* translated_format,
-                                                ...);
+[[gnu::format(printf, 2, 3)]] Error make_error(int errno_value, const char* translated_format, ...);
 
 std::error_code errno_code(int errno_value);
 

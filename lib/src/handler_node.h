@@ -54,10 +54,10 @@ struct HandlerNode : ListLink<LiveTag>,
   bool monitor_suspended = false;
 
   // Busy-poll state (busy_poll.cpp).
-  bool polling_now = false;        // its poll/poll_ready runs: not re-entered
-  int64_t last_progress_ns = 0;    // when it last had an event or poll hit
-  int64_t estimate_ns = 0;         // weighted average of blocking time before its events
-  bool in_poll_phase = false;      // poll_begin told, poll_end not yet
+  bool polling_now = false;      // its poll/poll_ready runs: not re-entered
+  int64_t last_progress_ns = 0;  // when it last had an event or poll hit
+  int64_t estimate_ns = 0;       // weighted average of blocking time before its events
+  bool in_poll_phase = false;    // poll_begin told, poll_end not yet
 };
 
 }  // namespace aioloop::detail

@@ -24,7 +24,9 @@ IoThread::IoThread(const IoThreadOptions& options) : context_(Context::create(op
   started_future.wait();
 }
 
-IoThread::~IoThread() { stop(); }
+IoThread::~IoThread() {
+  stop();
+}
 
 void IoThread::main_loop() {
   while (!stopping_.load(std::memory_order_acquire)) {
@@ -41,7 +43,9 @@ void IoThread::main_loop() {
   context_->poll(false);
 }
 
-void IoThread::run(std::function<void()> fn) { context_->run_soon(std::move(fn)); }
+void IoThread::run(std::function<void()> fn) {
+  context_->run_soon(std::move(fn));
+}
 
 bool IoThread::run_and_wait(std::function<void()> fn) {
   if (std::this_thread::get_id() == thread_id_) {

@@ -27,7 +27,8 @@ int64_t ContextImpl::compute_timeout() const {
   }
   // The test clock stands still while we block, so only a deadline already
   // reached matters; advance_test_clock() notifies for the others.
-  if (!test_timers_.empty() && test_timers_.earliest() <= test_clock_ns_.load(std::memory_order_relaxed)) {
+  if (!test_timers_.empty() &&
+      test_timers_.earliest() <= test_clock_ns_.load(std::memory_order_relaxed)) {
     return 0;
   }
   return timeout;

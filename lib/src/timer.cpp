@@ -3,7 +3,6 @@
 #include <aioloop/timer.h>
 
 #include <limits>
-
 #include <utility>
 
 #include "context_impl.h"
@@ -17,8 +16,10 @@ namespace {
 
 int64_t scaled(int64_t value, int64_t scale) {
   // Saturate instead of overflowing: a deadline past INT64_MAX ns is "never".
-  if (value > std::numeric_limits<int64_t>::max() / scale) return std::numeric_limits<int64_t>::max();
-  if (value < std::numeric_limits<int64_t>::min() / scale) return std::numeric_limits<int64_t>::min();
+  if (value > std::numeric_limits<int64_t>::max() / scale)
+    return std::numeric_limits<int64_t>::max();
+  if (value < std::numeric_limits<int64_t>::min() / scale)
+    return std::numeric_limits<int64_t>::min();
   return value * scale;
 }
 
@@ -41,7 +42,9 @@ Timer& Timer::operator=(Timer&& other) noexcept {
   return *this;
 }
 
-void Timer::mod(int64_t expire_time) { mod_ns(scaled(expire_time, node_->scale)); }
+void Timer::mod(int64_t expire_time) {
+  mod_ns(scaled(expire_time, node_->scale));
+}
 
 void Timer::mod_ns(int64_t expire_time_ns) {
   ContextImpl::of(*context_).assert_home();
@@ -59,9 +62,13 @@ void Timer::del() {
   node_->list->disarm(node_);
 }
 
-bool Timer::pending() const { return node_ && node_->heap_index != TimerNode::kNotInHeap; }
+bool Timer::pending() const {
+  return node_ && node_->heap_index != TimerNode::kNotInHeap;
+}
 
-int64_t Timer::expire_time_ns() const { return pending() ? node_->expire_ns : -1; }
+int64_t Timer::expire_time_ns() const {
+  return pending() ? node_->expire_ns : -1;
+}
 
 void Timer::reset() {
   if (!node_) return;

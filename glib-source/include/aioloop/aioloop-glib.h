@@ -2,9 +2,8 @@
 /* The C entry points, for plain-C GLib and GTK programs. */
 #pragma once
 
-#include <glib.h>
-
 #include <aioloop/export.h>
+#include <glib.h>
 
 G_BEGIN_DECLS
 
@@ -32,13 +31,14 @@ AIOLOOP_EXPORT GSource* aioloop_context_create_source(AioloopContext* context, G
 /* Registers read and/or write callbacks for fd (NULL for none; both NULL
  * removes the handler). FALSE with error set (EBADF, EPERM, ...) when the fd
  * is refused. Home thread only. */
-AIOLOOP_EXPORT gboolean aioloop_context_set_fd_handler(AioloopContext* context, int fd, AioloopCallback read,
-                                        AioloopCallback write, gpointer user_data,
-                                        GError** error);
+AIOLOOP_EXPORT gboolean aioloop_context_set_fd_handler(AioloopContext* context, int fd,
+                                                       AioloopCallback read, AioloopCallback write,
+                                                       gpointer user_data, GError** error);
 
 /* Runs fn(user_data) once in the home thread, in a later iteration. Any
  * thread. */
-AIOLOOP_EXPORT void aioloop_context_run_soon(AioloopContext* context, AioloopCallback fn, gpointer user_data);
+AIOLOOP_EXPORT void aioloop_context_run_soon(AioloopContext* context, AioloopCallback fn,
+                                             gpointer user_data);
 
 /* Wakes the home thread's loop. Any thread. */
 AIOLOOP_EXPORT void aioloop_context_notify(AioloopContext* context);

@@ -2,13 +2,12 @@
 // A context as a GSource: nest it under any GMainContext / GMainLoop.
 #pragma once
 
-#include <glib.h>
-
-#include <memory>
-
 #include <aioloop/context.h>
 #include <aioloop/export.h>
 #include <aioloop/io_thread.h>
+#include <glib.h>
+
+#include <memory>
 
 namespace aioloop::glib {
 
@@ -27,8 +26,9 @@ AIOLOOP_EXPORT GSource* create_source(const std::shared_ptr<Context>& context);
 // create_source() + g_source_set_priority() + g_source_attach() to
 // main_context (nullptr: the global default) + g_source_unref(). Returns the
 // source id (g_source_remove(id) detaches it). Throws like create_source().
-AIOLOOP_EXPORT guint attach(const std::shared_ptr<Context>& context, GMainContext* main_context = nullptr,
-             int priority = G_PRIORITY_DEFAULT);
+AIOLOOP_EXPORT guint attach(const std::shared_ptr<Context>& context,
+                            GMainContext* main_context = nullptr,
+                            int priority = G_PRIORITY_DEFAULT);
 
 // Runs loop with the context attached to the loop's GMainContext, until
 // g_main_loop_quit(); detaches it again before returning.

@@ -2,10 +2,10 @@
 // The fd monitors a context can use.
 #pragma once
 
+#include <aioloop/export.h>
+
 #include <optional>
 #include <string_view>
-
-#include <aioloop/export.h>
 
 namespace aioloop {
 

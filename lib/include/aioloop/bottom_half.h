@@ -2,10 +2,10 @@
 // Bottom halves: deferred callbacks bound to a context.
 #pragma once
 
+#include <aioloop/export.h>
+
 #include <functional>
 #include <memory>
-
-#include <aioloop/export.h>
 
 namespace aioloop {
 
@@ -27,7 +27,8 @@ class AIOLOOP_EXPORT BottomHalf {
   // Costs one allocation.
   BottomHalf(Context& context, std::function<void()> callback);
   ~BottomHalf() { reset(); }
-  BottomHalf(BottomHalf&& other) noexcept : node_(other.node_), context_(std::move(other.context_)) {
+  BottomHalf(BottomHalf&& other) noexcept
+      : node_(other.node_), context_(std::move(other.context_)) {
     other.node_ = nullptr;
   }
   BottomHalf& operator=(BottomHalf&& other) noexcept;

@@ -2,17 +2,17 @@
 // The event loop: fd handlers, bottom halves, timers and cross-thread notify.
 #pragma once
 
-#include <cstdint>
-#include <functional>
-#include <memory>
-#include <span>
-#include <system_error>
-
 #include <aioloop/backend.h>
 #include <aioloop/clock.h>
 #include <aioloop/export.h>
 #include <aioloop/fd_handler.h>
 #include <aioloop/stats.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <system_error>
 
 namespace aioloop {
 

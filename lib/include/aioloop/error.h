@@ -2,10 +2,10 @@
 // Errors reported by aioloop.
 #pragma once
 
+#include <aioloop/export.h>
+
 #include <string>
 #include <system_error>
-
-#include <aioloop/export.h>
 
 namespace aioloop {
 

@@ -2,9 +2,9 @@
 // An eventfd wrapper.
 #pragma once
 
-#include <system_error>
-
 #include <aioloop/export.h>
+
+#include <system_error>
 
 namespace aioloop {
 

@@ -29,9 +29,7 @@ struct FdHandler {
   bool external = false;
 
   // A handler whose callbacks are all empty is a removal.
-  bool empty() const {
-    return !read && !write && !poll && !poll_ready && !poll_begin && !poll_end;
-  }
+  bool empty() const { return !read && !write && !poll && !poll_ready && !poll_begin && !poll_end; }
 };
 
 }  // namespace aioloop

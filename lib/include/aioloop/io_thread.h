@@ -2,15 +2,15 @@
 // A thread that owns a context and runs its loop.
 #pragma once
 
+#include <aioloop/context.h>
+#include <aioloop/export.h>
+
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
-
-#include <aioloop/context.h>
-#include <aioloop/export.h>
 
 namespace aioloop {
 
@@ -73,7 +73,7 @@ class AIOLOOP_EXPORT IoThread {
   std::thread thread_;
   std::thread::id thread_id_;
   std::atomic<bool> stopping_{false};
-  std::mutex stop_mutex_;  // orders run_and_wait()'s queueing against stop()
+  std::mutex stop_mutex_;          // orders run_and_wait()'s queueing against stop()
   std::function<void()> iterate_;  // I/O thread only
   std::function<void()> cleanup_;  // I/O thread only
 };

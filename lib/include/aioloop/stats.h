@@ -2,25 +2,25 @@
 // Per-context counters, readable from any thread.
 #pragma once
 
-#include <cstdint>
-
 #include <aioloop/backend.h>
+
+#include <cstdint>
 
 namespace aioloop {
 
 // A snapshot of a context's counters (Context::stats()). Each field is read
 // atomically on its own; the snapshot as a whole is not one instant.
 struct Stats {
-  uint64_t iterations = 0;          // calls of poll() and GSource dispatches
-  uint64_t blocking_waits = 0;      // waits in the fd monitor with a timeout != 0
-  uint64_t busy_poll_attempts = 0;  // busy-poll phases started
-  uint64_t busy_poll_hits = 0;      // busy-poll phases that found work
-  uint64_t bhs_run = 0;             // bottom-half callbacks run
-  uint64_t handlers_dispatched = 0; // read/write/poll_ready callbacks run
-  uint64_t timers_fired = 0;        // timer callbacks run
-  uint64_t eventfd_writes = 0;      // notify() calls that had to write the eventfd
-  uint64_t invalid_fds = 0;         // handlers dropped from the watch set: fd closed
-  int64_t poll_ns = 0;              // current busy-poll budget
+  uint64_t iterations = 0;               // calls of poll() and GSource dispatches
+  uint64_t blocking_waits = 0;           // waits in the fd monitor with a timeout != 0
+  uint64_t busy_poll_attempts = 0;       // busy-poll phases started
+  uint64_t busy_poll_hits = 0;           // busy-poll phases that found work
+  uint64_t bhs_run = 0;                  // bottom-half callbacks run
+  uint64_t handlers_dispatched = 0;      // read/write/poll_ready callbacks run
+  uint64_t timers_fired = 0;             // timer callbacks run
+  uint64_t eventfd_writes = 0;           // notify() calls that had to write the eventfd
+  uint64_t invalid_fds = 0;              // handlers dropped from the watch set: fd closed
+  int64_t poll_ns = 0;                   // current busy-poll budget
   Backend backend = Backend::automatic;  // the monitor in use (never automatic)
 };
 

@@ -2,12 +2,12 @@
 // Timers on a context's clocks.
 #pragma once
 
+#include <aioloop/clock.h>
+#include <aioloop/export.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
-
-#include <aioloop/clock.h>
-#include <aioloop/export.h>
 
 namespace aioloop {
 
