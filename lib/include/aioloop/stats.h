@@ -16,7 +16,7 @@ struct Stats {
   uint64_t busy_poll_attempts = 0;       // busy-poll phases started
   uint64_t busy_poll_hits = 0;           // busy-poll phases that found work
   uint64_t bhs_run = 0;                  // bottom-half callbacks run
-  uint64_t handlers_dispatched = 0;      // read/write/poll_ready callbacks run
+  uint64_t handlers_dispatched = 0;      // handler dispatches (read, write, poll_ready: one)
   uint64_t timers_fired = 0;             // timer callbacks run
   uint64_t eventfd_writes = 0;           // notify() calls that had to write the eventfd
   uint64_t invalid_fds = 0;              // handlers dropped from the watch set: fd closed
