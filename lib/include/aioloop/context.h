@@ -57,7 +57,10 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // until at least one of them is due or notify() is called. Returns true
   // when a user callback ran; the context's own notifier never counts, so
   // after a bare notify() poll(true) returns false. Home thread; may be
-  // called from inside any callback (nested iteration). Costs no system call
+  // called from inside any callback (nested iteration). Callbacks must not
+  // throw: they run in noexcept frames (the same code runs under GLib's C
+  // frames), so an escaping exception calls std::terminate() and no state
+  // is left half-updated. Costs no system call
   // when a bottom half is due and every handler has a poll callback;
   // otherwise one wait in the fd monitor.
   bool poll(bool blocking);
