@@ -42,28 +42,6 @@ void check(std::error_code error, const char* what) {
   if (error) throw std::runtime_error(std::string(what) + ": " + error.message());
 }
 
-// The monitors to measure: in the build, not filtered out, and accepted by
-// the running kernel (io_uring may be refused by seccomp or a sysctl).
-std::vector<Backend> usable_backends(const Options& options) {
-  std::vector<Backend> usable;
-  for (Backend backend : {Backend::poll, Backend::epoll, Backend::io_uring}) {
-    const std::string name(aioloop::backend_name(backend));
-    if (!options.wants_backend(name)) continue;
-    if (!aioloop::backend_compiled_in(backend)) {
-      note("aioloop: backend %s is not compiled in; skipped", name.c_str());
-      continue;
-    }
-    try {
-      make_context(backend);
-    } catch (const aioloop::Error& e) {
-      note("aioloop: backend %s refused (%s); skipped", name.c_str(), e.what());
-      continue;
-    }
-    usable.push_back(backend);
-  }
-  return usable;
-}
-
 // W1: one bottom half that schedules itself from its own callback.
 void bh_chain(Backend backend, const Counts& counts) {
   auto ctx = make_context(backend);
@@ -345,6 +323,28 @@ void timers(Backend backend, const Counts& counts) {
 }
 
 }  // namespace
+
+// The monitors to measure: in the build, not filtered out, and accepted by
+// the running kernel (io_uring may be refused by seccomp or a sysctl).
+std::vector<Backend> usable_backends(const Options& options) {
+  std::vector<Backend> usable;
+  for (Backend backend : {Backend::poll, Backend::epoll, Backend::io_uring}) {
+    const std::string name(aioloop::backend_name(backend));
+    if (!options.wants_backend(name)) continue;
+    if (!aioloop::backend_compiled_in(backend)) {
+      note("aioloop: backend %s is not compiled in; skipped", name.c_str());
+      continue;
+    }
+    try {
+      make_context(backend);
+    } catch (const aioloop::Error& e) {
+      note("aioloop: backend %s refused (%s); skipped", name.c_str(), e.what());
+      continue;
+    }
+    usable.push_back(backend);
+  }
+  return usable;
+}
 
 void run_aioloop(const Options& options, const Counts& counts) {
   const std::vector<Backend> backends = usable_backends(options);

@@ -3,6 +3,8 @@
 // line, clocks, the xorshift generator and idle FIFOs.
 #pragma once
 
+#include <aioloop/backend.h>
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -158,8 +160,13 @@ class EventFd {
 // Raises RLIMIT_NOFILE's soft limit to the hard limit: W4 needs 10,000 fds.
 void raise_fd_limit();
 
+// The fd monitors to measure (bench_aioloop.cpp): in the build, not filtered
+// out by --backend, and accepted by the running kernel.
+std::vector<aioloop::Backend> usable_backends(const Options& options);
+
 // The benchmark families, one per file.
 void run_aioloop(const Options& options, const Counts& counts);
+void run_gsource(const Options& options, const Counts& counts);
 void run_glib(const Options& options, const Counts& counts);
 void run_libuv(const Options& options, const Counts& counts);
 void run_limits(const Options& options, const Counts& counts);

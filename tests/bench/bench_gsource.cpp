@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: MIT
+// aioloop driven by GLib (impl=aioloop, mode=gsource-<backend>): W1-W4 doing
+// exactly the work of bench_aioloop.cpp, but every loop is a GMainContext of
+// its own, iterated with g_main_context_iteration(), with the context's
+// GSource attached to it instead of calls to Context::poll(). GLib's own
+// equivalents are in bench_glib.cpp, driven the same way, so the difference
+// between the two is what wrapping a context in a GSource costs.
+#include "bench_report.h"
+
+#if AIOLOOP_BENCH_HAVE_GLIB
+
+#include <aioloop/aioloop.h>
+#include <aioloop/glib.h>
+#include <glib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace bench {
+
+namespace {
+
+using aioloop::Backend;
+using aioloop::BottomHalf;
+using aioloop::Context;
+
+std::string mode_name(Backend backend) {
+  return "gsource-" + std::string(aioloop::backend_name(backend));
+}
+
+void check(std::error_code error, const char* what) {
+  if (error) throw std::runtime_error(std::string(what) + ": " + error.message());
+}
+
+// A context made in the calling thread (so that thread is its home, as the
+// GSource requires of the thread iterating the GMainContext) and a new
+// GMainContext with the context's source attached. Destroy it in the same
+// thread, after everything that must run in the context's home thread (bottom
+// half handles, handler removal) is done.
+class GLibLoop {
+ public:
+  explicit GLibLoop(Backend backend)
+      : context_(Context::create({.backend = backend})), main_context_(g_main_context_new()) {
+    source_id_ = aioloop::glib::attach(context_, main_context_);
+  }
+  ~GLibLoop() {
+    // g_source_remove() would look the id up in the global default context,
+    // not in ours.
+    if (GSource* source = g_main_context_find_source_by_id(main_context_, source_id_)) {
+      g_source_destroy(source);
+    }
+    g_main_context_unref(main_context_);
+  }
+  GLibLoop(const GLibLoop&) = delete;
+  GLibLoop& operator=(const GLibLoop&) = delete;
+
+  Context& context() { return *context_; }
+  GMainContext* main_context() { return main_context_; }
+  void iterate() { g_main_context_iteration(main_context_, TRUE); }
+
+ private:
+  std::shared_ptr<Context> context_;
+  GMainContext* main_context_;
+  guint source_id_ = 0;
+};
+
+// W1: one bottom half that schedules itself from its own callback.
+void bh_chain(Backend backend, const Counts& counts) {
+  GLibLoop loop(backend);
+  int64_t runs = 0;
+  int64_t target = 0;
+  BottomHalf bh;
+  bh = BottomHalf(loop.context(), [&] {
+    if (++runs < target) bh.schedule();
+  });
+  auto run = [&](int64_t callbacks) {
+    runs = 0;
+    target = callbacks;
+    bh.schedule();
+    while (runs < target) loop.iterate();
+  };
+  run(warmup_count(counts.bh));
+  const int64_t start = now_ns();
+  run(counts.bh);
+  const int64_t wall = now_ns() - start;
+  report("bh", "aioloop", mode_name(backend), -1, static_cast<double>(wall) / counts.bh, counts.bh);
+}
+
+// Thread B of W2 and W3: its own context and GMainContext, set up by `setup`
+// (which returns what must live as long as the loop runs and be destroyed in
+// B's thread), iterated until A says stop. The two barriers order setup
+// before the first round trip, and the last cross-thread access before
+// anything is torn down.
+template <typename Setup>
+std::thread start_side_b(Backend backend, std::barrier<>& sync, std::atomic<bool>& stop,
+                         GMainContext*& main_out, Setup setup) {
+  return std::thread([=, &sync, &stop, &main_out] {
+    GLibLoop loop(backend);
+    auto keep_alive = setup(loop.context());
+    main_out = loop.main_context();
+    sync.arrive_and_wait();
+    while (!stop.load(std::memory_order_acquire)) loop.iterate();
+    sync.arrive_and_wait();
+  });
+}
+
+void stop_side_b(std::atomic<bool>& stop, GMainContext* main_b) {
+  stop.store(true, std::memory_order_release);
+  // g_main_context_wakeup() always writes GLib's wake-up fd, so B sees the
+  // flag whether it is blocked in poll() or about to be.
+  g_main_context_wakeup(main_b);
+}
+
+// W2: A's bottom half schedules B's, B's schedules A's.
+void cross_bh(Backend backend, const Counts& counts) {
+  RoundTrips trips(warmup_count(counts.xbh), counts.xbh, counts.budget_ns,
+                   "aioloop W2 " + mode_name(backend));
+  std::barrier<> sync(2);
+  std::atomic<bool> stop{false};
+  GMainContext* main_b = nullptr;
+  BottomHalf* bh_a = nullptr;
+  BottomHalf* bh_b = nullptr;
+
+  std::thread side_b = start_side_b(backend, sync, stop, main_b, [&](Context& ctx) {
+    auto bh = std::make_unique<BottomHalf>(ctx, [&] { bh_a->schedule(); });
+    bh_b = bh.get();
+    return bh;
+  });
+
+  GLibLoop loop(backend);
+  BottomHalf bh(loop.context(), [&] {
+    if (trips.complete()) bh_b->schedule();
+  });
+  bh_a = &bh;
+  sync.arrive_and_wait();
+  trips.begin();
+  bh_b->schedule();
+  while (!trips.finished()) loop.iterate();
+  stop_side_b(stop, main_b);
+  sync.arrive_and_wait();
+  side_b.join();
+
+  report("xbh", "aioloop", mode_name(backend), -1, trips.ns_per_op(), trips.count());
+}
+
+// W3: A's read handler reads A's eventfd and writes B's; B does the same back.
+// Busy polling is off under GLib, so the handlers have only a read callback.
+void cross_fd(Backend backend, const Counts& counts) {
+  RoundTrips trips(warmup_count(counts.xfd), counts.xfd, counts.budget_ns,
+                   "aioloop W3 " + mode_name(backend));
+  std::barrier<> sync(2);
+  std::atomic<bool> stop{false};
+  GMainContext* main_b = nullptr;
+  EventFd efd_a;
+  EventFd efd_b;
+
+  std::thread side_b = start_side_b(backend, sync, stop, main_b, [&](Context& ctx) {
+    check(ctx.set_fd_handler(efd_b.fd(), {.read =
+                                              [&] {
+                                                if (efd_b.drain()) efd_a.write_one();
+                                              }}),
+          "set_fd_handler");
+    // Removes the handler in B's thread, before B's context goes away.
+    auto remove = [&ctx, fd = efd_b.fd()](void*) { ctx.remove_fd_handler(fd); };
+    return std::unique_ptr<void, decltype(remove)>(&ctx, remove);
+  });
+
+  GLibLoop loop(backend);
+  check(loop.context().set_fd_handler(efd_a.fd(), {.read =
+                                                       [&] {
+                                                         if (efd_a.drain() && trips.complete())
+                                                           efd_b.write_one();
+                                                       }}),
+        "set_fd_handler");
+  sync.arrive_and_wait();
+  trips.begin();
+  efd_b.write_one();
+  while (!trips.finished()) loop.iterate();
+  stop_side_b(stop, main_b);
+  sync.arrive_and_wait();
+  side_b.join();
+  loop.context().remove_fd_handler(efd_a.fd());
+
+  report("xfd", "aioloop", mode_name(backend), -1, trips.ns_per_op(), trips.count());
+}
+
+// W4: N idle FIFOs registered for reading, plus an eventfd whose read handler
+// reads it and writes it again, so every iteration finds exactly one ready fd.
+void idle_fds(Backend backend, int idle_count, const Counts& counts) {
+  const std::span<const int> fifos = idle_fifo_fds(idle_count);
+  EventFd efd;
+  GLibLoop loop(backend);
+  Context& ctx = loop.context();
+  int64_t idle_calls = 0;
+  for (int fd : fifos) {
+    check(ctx.set_fd_handler(fd, {.read = [&idle_calls] { ++idle_calls; }}), "set_fd_handler");
+  }
+  int64_t iterations = 0;
+  check(ctx.set_fd_handler(efd.fd(), {.read =
+                                          [&] {
+                                            efd.drain();
+                                            ++iterations;
+                                            efd.write_one();
+                                          }}),
+        "set_fd_handler");
+  efd.write_one();
+  auto run = [&](int64_t count) {
+    const int64_t target = iterations + count;
+    while (iterations < target) loop.iterate();
+  };
+
+  // Under the poll monitor an iteration with 10,000 fds takes tens of
+  // milliseconds (GLib's per-fd bookkeeping), so the warm-up also stops after
+  // a tenth of the budget, and the measured count may drop to kMinCount:
+  // even that many iterations take longer than a fixed count of cheap ones.
+  constexpr int64_t kMinCount = 20;
+  const int64_t warm_limit = std::min<int64_t>(warmup_count(counts.idle_iters), 2000);
+  const int64_t warm_start = now_ns();
+  int64_t warm = 0;
+  while (warm < warm_limit && now_ns() - warm_start < counts.budget_ns / 10) {
+    run(1);
+    ++warm;
+  }
+  const double warm_ns = static_cast<double>(now_ns() - warm_start) / static_cast<double>(warm);
+  const std::string mode = mode_name(backend);
+  const int64_t count = bounded_count(counts.idle_iters, warm_ns, counts.budget_ns, kMinCount,
+                                      "aioloop W4 " + mode + " " + std::to_string(idle_count));
+  const int64_t start = now_ns();
+  run(count);
+  const int64_t wall = now_ns() - start;
+  report("idlefds", "aioloop", mode, idle_count, static_cast<double>(wall) / count, count);
+
+  if (idle_calls != 0) {
+    note("aioloop W4 %s: %lld calls on idle fds", mode.c_str(), static_cast<long long>(idle_calls));
+  }
+  ctx.remove_fd_handler(efd.fd());
+  for (int fd : fifos) ctx.remove_fd_handler(fd);
+}
+
+}  // namespace
+
+void run_gsource(const Options& options, const Counts& counts) {
+  if (!options.wants("W1") && !options.wants("W2") && !options.wants("W3") &&
+      !options.wants("W4")) {
+    return;
+  }
+  const std::vector<Backend> backends = usable_backends(options);
+  for (Backend backend : backends) {
+    if (options.wants("W1")) bh_chain(backend, counts);
+  }
+  for (Backend backend : backends) {
+    if (options.wants("W2")) cross_bh(backend, counts);
+  }
+  for (Backend backend : backends) {
+    if (options.wants("W3")) cross_fd(backend, counts);
+  }
+  for (Backend backend : backends) {
+    if (!options.wants("W4")) break;
+    for (int idle_count : counts.idle_fd_counts) idle_fds(backend, idle_count, counts);
+  }
+}
+
+}  // namespace bench
+
+#else  // !AIOLOOP_BENCH_HAVE_GLIB
+
+namespace bench {
+
+void run_gsource(const Options&, const Counts&) {
+  note("aioloop gsource: not built with GLib; skipped");
+}
+
+}  // namespace bench
+
+#endif
