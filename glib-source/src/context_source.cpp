@@ -6,6 +6,7 @@
 
 #include <climits>
 #include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -17,7 +18,16 @@ namespace {
 
 struct SourceState {
   std::shared_ptr<Context> context;
-  std::vector<gpointer> tags;  // g_source_add_unix_fd() tags, one per embed fd
+  // The fds GLib polls for us, owned here (g_source_add_poll) so that check
+  // reads revents directly: g_source_query_unix_fd() searches a list per
+  // call, which made every iteration O(n^2) under the poll monitor. Keyed
+  // by fd so a change of handlers touches only the fds that changed.
+  struct Watched {
+    std::unique_ptr<GPollFD> pollfd;
+    uint64_t seen = 0;
+  };
+  std::unordered_map<int, Watched> watched;
+  std::vector<GPollFD*> order;  // aligned with Context::embed_fds()
   std::vector<short> revents;
   uint64_t generation = UINT64_MAX;
   // prepare() ran and check() has not: GLib skips check() for a source
@@ -44,19 +54,38 @@ SourceState* state_of(GSource* source) {
 void sync_fds(GSource* source, SourceState* st) {
   const uint64_t generation = st->context->embed_fds_generation();
   if (generation == st->generation) return;
-  for (gpointer tag : st->tags) g_source_remove_unix_fd(source, tag);
-  st->tags.clear();
+  st->order.clear();
   for (const EmbedFd& fd : st->context->embed_fds()) {
-    // GIOCondition has the values of the poll(2) bits on Linux.
-    st->tags.push_back(g_source_add_unix_fd(source, fd.fd, static_cast<GIOCondition>(fd.events)));
+    SourceState::Watched& w = st->watched[fd.fd];
+    if (!w.pollfd) {
+      w.pollfd = std::make_unique<GPollFD>();
+      w.pollfd->fd = fd.fd;
+      w.pollfd->events = static_cast<gushort>(fd.events);  // GIOCondition == poll(2) bits
+      w.pollfd->revents = 0;
+      g_source_add_poll(source, w.pollfd.get());
+    } else {
+      // GLib reads events afresh for every poll: an in-place change is enough.
+      w.pollfd->events = static_cast<gushort>(fd.events);
+    }
+    w.seen = generation;
+    st->order.push_back(w.pollfd.get());
   }
-  st->revents.assign(st->tags.size(), 0);
+  for (auto it = st->watched.begin(); it != st->watched.end();) {
+    if (it->second.seen == generation) {
+      ++it;
+      continue;
+    }
+    g_source_remove_poll(source, it->second.pollfd.get());
+    it = st->watched.erase(it);
+  }
+  st->revents.assign(st->order.size(), 0);
   st->generation = generation;
 }
 
 bool check_now(GSource* source, SourceState* st) {
-  for (size_t i = 0; i < st->tags.size(); ++i) {
-    st->revents[i] = static_cast<short>(g_source_query_unix_fd(source, st->tags[i]));
+  (void)source;
+  for (size_t i = 0; i < st->order.size(); ++i) {
+    st->revents[i] = static_cast<short>(st->order[i]->revents);
   }
   st->check_pending = false;
   return st->context->embed_check(st->revents);
@@ -116,7 +145,7 @@ GSource* create_source(const std::shared_ptr<Context>& context) {
   }
   GSource* source = g_source_new(&source_funcs, sizeof(ContextSource));
   reinterpret_cast<ContextSource*>(source)->state =
-      new SourceState{context, {}, {}, UINT64_MAX, false};
+      new SourceState{context, {}, {}, {}, UINT64_MAX, false};
   g_source_set_can_recurse(source, TRUE);
   g_source_set_name(source, "aioloop context");
   return source;
