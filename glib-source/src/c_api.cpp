@@ -9,7 +9,7 @@
 #include <atomic>
 #include <cerrno>
 
-#include "glib_i18n.h"
+#include "i18n.h"
 
 struct AioloopContext {
   std::shared_ptr<aioloop::Context> context;

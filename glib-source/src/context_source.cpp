@@ -10,7 +10,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "glib_i18n.h"
+#include "i18n.h"
 
 namespace aioloop::glib {
 
