@@ -18,7 +18,7 @@ namespace {
 constexpr int64_t kIdleCheckIntervalNs = 1000 * 1000 * 1000;
 }
 
-bool ContextImpl::busy_poll_eligible(int64_t /*timeout_ns*/) const {
+bool ContextImpl::busy_poll_eligible() const {
   // Under poll/epoll an fd without a poll callback is only seen by a wait:
   // busy polling would starve it. io_uring keeps watching meanwhile.
   return poll_max_ns_ > 0 && poll_ns_.load(std::memory_order_relaxed) > 0 &&

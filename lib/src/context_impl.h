@@ -73,7 +73,7 @@ class ContextImpl final : public Context, public MonitorHost {
   void retire(HandlerNode* node);
 
   // --- busy polling (busy_poll.cpp)
-  bool busy_poll_eligible(int64_t timeout_ns) const;
+  bool busy_poll_eligible() const;
   bool busy_poll(int64_t* timeout_ns);
   bool poll_handlers_once();
   bool poll_set_started(bool started);

@@ -53,7 +53,7 @@ bool ContextImpl::poll_impl(bool blocking) {
     // submits them in the same system call anyway.
     monitor_->flush();
   }
-  if (timeout != 0 && busy_poll_eligible(timeout)) {
+  if (timeout != 0 && busy_poll_eligible()) {
     progress = busy_poll(&timeout);
     polled_everything = without_poll_ == 0 && poll_set_live_ == pollable_live_;
   } else if (timeout == 0 && without_poll_ == 0 && !monitor_->need_wait() &&
