@@ -46,7 +46,7 @@ ContextImpl::ContextImpl(const ContextOptions& options)
   own.poll = [this] { return notification_pending(); };
   own.poll_ready = [] {};
   if (std::error_code ec = set_handler(notifier_.fd(), std::move(own), true)) {
-    throw make_error(ec.value(), _("cannot watch the context's eventfd: %s"), ec.message().c_str());
+    throw make_error(ec.value(), "%s", _("cannot watch the context's eventfd"));
   }
   // The notifier joined the poll set like any pollable handler and, being
   // internal, never leaves it: notify() must end busy polling.

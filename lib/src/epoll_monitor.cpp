@@ -15,7 +15,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <vector>
 
 #include "config.h"
@@ -37,7 +36,7 @@ class EpollMonitor final : public FdMonitor {
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) {
       int err = errno;
-      throw make_error(err, _("cannot create an epoll instance: %s"), std::strerror(err));
+      throw make_error(err, "%s", _("cannot create an epoll instance"));
     }
     embed_ = EmbedFd{epfd_, POLLIN};
   }

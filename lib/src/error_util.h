@@ -9,7 +9,8 @@
 namespace aioloop::detail {
 
 // An Error whose message is printf(translated_format, ...); the format comes
-// from _() so the whole message is translated.
+// from _() so the whole message is translated. what() appends ": " and the
+// errno's own text (std::system_error does), so the message must not.
 [[gnu::format(printf, 2, 3)]] Error make_error(int errno_value, const char* translated_format, ...);
 
 std::error_code errno_code(int errno_value);

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "error_util.h"
 #include "i18n.h"
@@ -16,7 +15,7 @@ EventNotifier::EventNotifier(bool initially_set) {
   fd_ = eventfd(initially_set ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd_ < 0) {
     int err = errno;
-    throw detail::make_error(err, _("cannot create an eventfd: %s"), std::strerror(err));
+    throw detail::make_error(err, "%s", _("cannot create an eventfd"));
   }
 }
 

@@ -22,7 +22,6 @@
 #include <liburing.h>
 #include <poll.h>
 
-#include <cstring>
 #include <vector>
 
 #include "error_util.h"
@@ -54,7 +53,7 @@ class IoUringMonitor final : public FdMonitor {
     if (ret < 0) {
       // ENOSYS: no io_uring in the kernel; EPERM: io_uring_disabled sysctl
       // or a seccomp filter; ENOMEM: RLIMIT_MEMLOCK on kernels before 5.12.
-      throw make_error(-ret, _("cannot set up an io_uring: %s"), std::strerror(-ret));
+      throw make_error(-ret, "%s", _("cannot set up an io_uring"));
     }
     const unsigned needed = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG;
     if ((params.features & needed) != needed) {
