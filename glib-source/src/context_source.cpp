@@ -4,13 +4,14 @@
 #include <aioloop/error.h>
 #include <aioloop/glib.h>
 
-#include <climits>
+#include <cstdint>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "i18n.h"
+#include "time_util.h"
 
 namespace aioloop::glib {
 
@@ -100,13 +101,8 @@ gboolean source_prepare(GSource* source, gint* timeout) {
     *timeout = 0;
     return TRUE;
   }
-  if (timeout_ns < 0) {
-    *timeout = -1;
-  } else {
-    // GLib polls in milliseconds: round up, so a timer never fires early.
-    const int64_t ms = (timeout_ns + 999999) / 1000000;
-    *timeout = ms > INT_MAX ? INT_MAX : static_cast<gint>(ms);
-  }
+  // GLib polls in milliseconds: rounded up, so a timer never fires early.
+  *timeout = ::aioloop::detail::to_timeout_ms_rounded_up(timeout_ns);
   return FALSE;
 }
 

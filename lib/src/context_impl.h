@@ -50,6 +50,16 @@ class ContextImpl final : public Context, public MonitorHost {
 
   // --- iteration (iteration.cpp)
   bool poll_impl(bool blocking);
+  // Brackets every iteration (native or embedded): a context whose last
+  // reference a callback dropped is destroyed by the outermost leave. After
+  // leave_iteration() returns, the caller must not touch the context.
+  void enter_iteration() {
+    ++depth_;
+    stat_iterations_.add();
+  }
+  void leave_iteration() {
+    if (--depth_ == 0 && destroy_pending_) delete this;
+  }
   int64_t compute_timeout() const;
   bool can_skip_wait(bool polled_everything) const;
   bool dispatch() noexcept;
@@ -71,6 +81,7 @@ class ContextImpl final : public Context, public MonitorHost {
   void begin_walk() { ++walkers_; }
   void end_walk();
   void retire(HandlerNode* node);
+  void free_node(HandlerNode* node);
 
   // --- busy polling (busy_poll.cpp)
   bool busy_poll_eligible() const;

@@ -52,12 +52,9 @@ bool Context::embed_check(std::span<const short> revents) {
 bool Context::embed_dispatch() {
   auto& self = ContextImpl::of(*this);
   self.assert_home();
-  ++self.depth_;
-  self.stat_iterations_.add();
-  bool progress = self.dispatch();
-  if (--self.depth_ == 0 && self.destroy_pending_) {
-    delete &self;
-  }
+  self.enter_iteration();
+  const bool progress = self.dispatch();
+  self.leave_iteration();
   return progress;
 }
 

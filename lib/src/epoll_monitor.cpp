@@ -72,17 +72,11 @@ class EpollMonitor final : public FdMonitor {
   }
 
   void wait(int64_t timeout_ns) override {
-    const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : 0;
-    int n;
-    for (;;) {
-      n = wait_once(timeout_ns);
-      if (n >= 0 || errno != EINTR) break;
-      // A signal is not an event: wait out the rest of the timeout.
-      if (timeout_ns > 0) {
-        timeout_ns = deadline - monotonic_ns();
-        if (timeout_ns < 0) timeout_ns = 0;
-      }
-    }
+    int n = 0;
+    wait_through_signals(timeout_ns, [&](int64_t remaining_ns) {
+      n = wait_once(remaining_ns);
+      return n < 0 && errno == EINTR;
+    });
     for (int i = 0; i < n; ++i) {
       const int fd = events_[i].data.fd;
       HandlerNode* node = host_.handler_for_fd(fd);
@@ -148,19 +142,15 @@ class EpollMonitor final : public FdMonitor {
 #if AIOLOOP_HAVE_EPOLL_PWAIT2
     if (have_pwait2_) {
       timespec ts;
-      timespec* tsp = nullptr;
-      if (timeout_ns >= 0) {
-        ts = to_timespec(timeout_ns);
-        tsp = &ts;
-      }
-      int n = epoll_pwait2(epfd_, events_.data(), static_cast<int>(events_.size()), tsp, nullptr);
+      int n = epoll_pwait2(epfd_, events_.data(), static_cast<int>(events_.size()),
+                           to_timespec_or_null(timeout_ns, &ts), nullptr);
       if (n >= 0 || errno != ENOSYS) return n;
       have_pwait2_ = false;  // kernels before 5.11
     }
 #endif
-    // Millisecond fallback: round up, so a timer is never early.
-    int timeout_ms = timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999999) / 1000000);
-    return epoll_wait(epfd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
+    // Millisecond fallback.
+    return epoll_wait(epfd_, events_.data(), static_cast<int>(events_.size()),
+                      to_timeout_ms_rounded_up(timeout_ns));
   }
 
   MonitorHost& host_;

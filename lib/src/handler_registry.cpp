@@ -85,6 +85,10 @@ void ContextImpl::unref(HandlerNode* node) {
     graveyard_.push_back(node);
     return;
   }
+  free_node(node);
+}
+
+void ContextImpl::free_node(HandlerNode* node) {
   IntrusiveList<HandlerNode, LiveTag>::unlink(node);
   IntrusiveList<HandlerNode, PollSetTag>::unlink(node);
   delete node;
@@ -92,11 +96,7 @@ void ContextImpl::unref(HandlerNode* node) {
 
 void ContextImpl::end_walk() {
   if (--walkers_ > 0) return;
-  while (HandlerNode* node = graveyard_.pop_front()) {
-    IntrusiveList<HandlerNode, LiveTag>::unlink(node);
-    IntrusiveList<HandlerNode, PollSetTag>::unlink(node);
-    delete node;
-  }
+  while (HandlerNode* node = graveyard_.pop_front()) free_node(node);
 }
 
 void ContextImpl::for_each_live(void (*fn)(HandlerNode*, void*), void* arg) {

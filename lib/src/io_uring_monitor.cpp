@@ -130,24 +130,18 @@ class IoUringMonitor final : public FdMonitor {
     if (timeout_ns == 0) {
       flush();
     } else {
-      const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : 0;
-      for (;;) {
+      wait_through_signals(timeout_ns, [&](int64_t remaining_ns) {
         while (!backlog_.empty()) submit();
-        io_uring_cqe* cqe = nullptr;
         int ret;
-        if (timeout_ns < 0) {
+        if (remaining_ns < 0) {
           ret = io_uring_submit_and_wait(&ring_, 1);
         } else {
-          __kernel_timespec ts{timeout_ns / 1000000000, timeout_ns % 1000000000};
+          io_uring_cqe* cqe = nullptr;
+          __kernel_timespec ts{remaining_ns / 1000000000, remaining_ns % 1000000000};
           ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
         }
-        // A signal is not an event: wait out the rest of the timeout.
-        if (ret != -EINTR || io_uring_cq_ready(&ring_) > 0) break;
-        if (timeout_ns > 0) {
-          timeout_ns = deadline - monotonic_ns();
-          if (timeout_ns <= 0) break;
-        }
-      }
+        return ret == -EINTR && io_uring_cq_ready(&ring_) == 0;
+      });
     }
     reap();
   }

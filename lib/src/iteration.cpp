@@ -36,8 +36,7 @@ int64_t ContextImpl::compute_timeout() const {
 
 bool ContextImpl::poll_impl(bool blocking) {
   assert_home();
-  ++depth_;
-  stat_iterations_.add();
+  enter_iteration();
 
   int64_t timeout = blocking ? compute_timeout() : 0;
   const bool adapt = poll_max_ns_ > 0 && timeout != 0;
@@ -90,11 +89,7 @@ bool ContextImpl::poll_impl(bool blocking) {
 
   progress |= dispatch();
 
-  if (--depth_ == 0 && destroy_pending_) {
-    // The last reference was dropped by one of our own callbacks; finish
-    // the destruction now that no frame of ours uses the context.
-    delete this;
-  }
+  leave_iteration();
   return progress;
 }
 

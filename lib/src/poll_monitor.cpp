@@ -30,23 +30,12 @@ class PollMonitor final : public FdMonitor {
 
   void wait(int64_t timeout_ns) override {
     if (dirty_) rebuild();
-    const int64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : 0;
-    int n;
-    for (;;) {
+    int n = 0;
+    wait_through_signals(timeout_ns, [&](int64_t remaining_ns) {
       timespec ts;
-      timespec* tsp = nullptr;
-      if (timeout_ns >= 0) {
-        ts = to_timespec(timeout_ns);
-        tsp = &ts;
-      }
-      n = ppoll(fds_.data(), fds_.size(), tsp, nullptr);
-      if (n >= 0 || errno != EINTR) break;
-      // A signal is not an event: wait out the rest of the timeout.
-      if (timeout_ns > 0) {
-        timeout_ns = deadline - monotonic_ns();
-        if (timeout_ns < 0) timeout_ns = 0;
-      }
-    }
+      n = ppoll(fds_.data(), fds_.size(), to_timespec_or_null(remaining_ns, &ts), nullptr);
+      return n < 0 && errno == EINTR;
+    });
     if (n <= 0) return;
     for (size_t i = 0; i < fds_.size() && n > 0; ++i) {
       if (!fds_[i].revents) continue;
