@@ -79,7 +79,8 @@ void BhList::move_remote_to_local() {
 void BhList::schedule(BhNode* bh, unsigned extra_flags) {
   const bool idle = (extra_flags & kBhIdle) != 0;
   bool queued_now = false;
-  if (in_home_(arg_) && bh->home_owned) {
+  const bool from_home = in_home_(arg_);
+  if (from_home && bh->home_owned) {
     // The home thread owns the node, so kBhPending is set and stays set:
     // only kBhScheduled (and the idle bit) change. The other writers at this
     // moment can only be other threads' schedule() and cancel(). Their
@@ -106,7 +107,7 @@ void BhList::schedule(BhNode* bh, unsigned extra_flags) {
       bh->flags.fetch_and(~kBhIdle, std::memory_order_relaxed);
     }
     queued_now = !(old & kBhPending);
-    if (queued_now && in_home_(arg_)) {
+    if (queued_now && from_home) {
       // We own the queueing, and only the home thread reads the local FIFO.
       move_remote_to_local();
       append_local(bh);
