@@ -5,10 +5,13 @@
 //
 //   aioloop-bench [--quick] [--only=W1,W5,L1] [--backend=poll,epoll,io_uring]
 //                 [--impl=aioloop,glib,libuv,limit] [--param=0,10000]
+//                 [--json] [--svg=FILE] [--no-summary]
 //
 // --param picks W4's idle fd counts.
 //
-// stdout carries only the WORKLOADS lines; everything else goes to stderr.
+// stdout carries only the WORKLOADS lines (or, with --json, one JSON document
+// of the whole run); everything else goes to stderr, including the closing
+// table of ratios. --svg writes the plots of the run to FILE.
 #include <malloc.h>
 
 #include <algorithm>
@@ -21,6 +24,7 @@
 #include <utility>
 
 #include "bench_report.h"
+#include "bench_results.h"
 
 namespace {
 
@@ -58,7 +62,8 @@ bool normalize_workload(std::string& item) {
 int usage(const char* program) {
   std::fprintf(stderr,
                "usage: %s [--quick] [--only=W1,...,L3] [--backend=poll,epoll,io_uring] "
-               "[--impl=aioloop,glib,libuv,limit] [--param=N,...]\n",
+               "[--impl=aioloop,glib,libuv,limit] [--param=N,...] [--json] [--svg=FILE] "
+               "[--no-summary]\n",
                program);
   return 2;
 }
@@ -74,6 +79,9 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   bench::Options options;
+  bool json = false;
+  bool summary = true;
+  std::string svg_path;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--quick") {
@@ -97,11 +105,18 @@ int main(int argc, char** argv) {
       }
     } else if (arg.starts_with("--impl=")) {
       options.impls = split(arg.substr(7));
+    } else if (arg == "--json") {
+      json = true;
+    } else if (arg.starts_with("--svg=") && arg.size() > 6) {
+      svg_path = arg.substr(6);
+    } else if (arg == "--no-summary") {
+      summary = false;
     } else {
       return usage(argv[0]);
     }
   }
 
+  bench::print_lines(!json);
   bench::raise_fd_limit();
   const bench::Counts counts = bench::counts_for(options);
   try {
@@ -115,6 +130,19 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     bench::note("benchmark failed: %s", e.what());
     return 1;
+  }
+
+  const bench::Machine machine = bench::describe_machine();
+  if (summary) bench::print_summary(bench::results(), machine);
+  if (json) std::fputs(bench::to_json(bench::results(), machine).c_str(), stdout);
+  if (!svg_path.empty()) {
+    const std::string svg = bench::to_svg(bench::results(), machine);
+    std::FILE* out = std::fopen(svg_path.c_str(), "w");
+    if (!out || std::fputs(svg.c_str(), out) < 0 || std::fclose(out) != 0) {
+      bench::note("cannot write %s", svg_path.c_str());
+      return 1;
+    }
+    bench::note("plots written to %s", svg_path.c_str());
   }
   return 0;
 }

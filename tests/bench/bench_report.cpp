@@ -14,6 +14,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "bench_results.h"
+
 namespace bench {
 
 namespace {
@@ -84,8 +86,19 @@ int64_t warmup_count(int64_t count) {
   return std::max<int64_t>(count / 10, 100);
 }
 
+namespace {
+bool lines_on_stdout = true;
+}  // namespace
+
+void print_lines(bool on) {
+  lines_on_stdout = on;
+}
+
 void report(std::string_view workload, std::string_view impl, std::string_view mode, int64_t param,
             double ns_per_op, int64_t ops) {
+  results().push_back(
+      Result{std::string(workload), std::string(impl), std::string(mode), param, ns_per_op, ops});
+  if (!lines_on_stdout) return;
   std::string param_text = param < 0 ? std::string("-") : std::to_string(param);
   std::printf("workload=%.*s impl=%.*s mode=%.*s param=%s ns_per_op=%.2f ops=%lld\n",
               static_cast<int>(workload.size()), workload.data(), static_cast<int>(impl.size()),

@@ -52,9 +52,12 @@ Counts counts_for(const Options& options);
 // branch predictors, allocator pools and CPU frequency settle first.
 int64_t warmup_count(int64_t count);
 
-// Prints one WORKLOADS line on stdout: param < 0 prints "-".
+// Records one measurement (see bench_results.h) and prints its WORKLOADS
+// line on stdout, unless print_lines(false) was called (--json): param < 0
+// prints "-".
 void report(std::string_view workload, std::string_view impl, std::string_view mode, int64_t param,
             double ns_per_op, int64_t ops);
+void print_lines(bool on);
 
 // Diagnostics go to stderr, never stdout, so stdout stays machine-readable.
 // A newline is added.

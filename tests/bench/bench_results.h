@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+// Every measurement of one run, kept so that the end of the run can set them
+// side by side: a table of ratios (ours against the best peer and against
+// the machine's limit), a JSON document for machines, and SVG plots.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bench {
+
+// One WORKLOADS line. param is -1 where WORKLOADS prints "-".
+struct Result {
+  std::string workload;
+  std::string impl;
+  std::string mode;
+  int64_t param;
+  double ns_per_op;
+  int64_t ops;
+};
+
+// The measurements reported so far, in report order (main thread only).
+std::vector<Result>& results();
+
+// One row of the comparison: an aioloop measurement, the cheapest peer
+// (GLib or libuv) measuring the same thing, and the physical limit that
+// bounds it, when there is one.
+struct SummaryRow {
+  const Result* ours;
+  const Result* best_peer;  // null when no peer measured it
+  const Result* limit;      // null when no limit applies
+};
+
+// One row per aioloop measurement, in report order.
+std::vector<SummaryRow> summarize(const std::vector<Result>& all);
+
+// Which limit bounds a workload in a mode ("eventfd", "spin", "wake"), if any:
+// W2/W3 round trips are bounded by the kernel wake-up (L3) when they block
+// and by the cache-line transfer (L2) when they busy-poll; W4 iterations by
+// an eventfd write + read (L1); W1 and W5 have no physical counterpart.
+std::optional<std::string_view> limit_for(std::string_view workload, std::string_view mode);
+
+// Where and with what the run happened: kernel, CPU, vCPU count, library
+// versions. Printed above the table, stored in the JSON and in the plots.
+struct Machine {
+  std::string kernel;
+  std::string cpu;
+  int cpus;
+  std::string date;
+  std::string libraries;  // "GLib 2.74.6, libuv 1.44.2, liburing 2.3"
+};
+Machine describe_machine();
+
+// The table of ratios, for a person (stderr).
+void print_summary(const std::vector<Result>& all, const Machine& machine);
+
+// The whole run as one JSON document: machine, results, summary.
+std::string to_json(const std::vector<Result>& all, const Machine& machine);
+
+// Two plots in one SVG document: W4 cost against idle fd count per
+// implementation and mode, and W2 round trip per implementation and mode,
+// with the limits drawn in. Returns an empty string when the run measured
+// neither.
+std::string to_svg(const std::vector<Result>& all, const Machine& machine);
+
+}  // namespace bench
