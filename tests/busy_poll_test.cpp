@@ -285,6 +285,45 @@ TEST_P(BusyPollTest, CrossThreadBottomHalfDuringBusyPollingWritesNoEventfd) {
   EXPECT_GT(after.busy_poll_hits, before.busy_poll_hits);
 }
 
+// Under io_uring busy polling stays on with handlers that have no poll
+// callback, because the monitor sees their completions in shared memory: an
+// fd written by another thread ends the polling phase as a hit, without a
+// blocking wait (the test clock stands still, so nothing else ends it). How
+// fast the completion shows up (the kernel's cooperative task work, see
+// io_uring_monitor.cpp) is a benchmark figure, W3 io_uring+busypoll.
+TEST_P(BusyPollTest, PlainHandlerWrittenFromAnotherThreadEndsBusyPollingUnderIoUring) {
+  if (GetParam() != Backend::io_uring) GTEST_SKIP() << "busy polls plain fds only under io_uring";
+  ctx_->set_poll_params(1000 * kUs, 0, 0);
+  RegisterPolledPipe();
+  IterateWithEventAfter(10 * kUs);
+  ASSERT_GT(ctx_->stats().poll_ns, 0);
+  ctx_->remove_fd_handler(pipe_.read_fd);
+
+  Pipe plain;
+  std::atomic<int> reads{0};
+  FdHandler h;
+  h.read = [&] {
+    plain.Drain();
+    ++reads;
+  };
+  ASSERT_FALSE(ctx_->set_fd_handler(plain.read_fd, std::move(h)));
+  ctx_->poll(false);  // the handler's poll request reaches the kernel
+  const Stats before = ctx_->stats();
+  std::thread writer([&] {
+    while (ctx_->stats().busy_poll_attempts == before.busy_poll_attempts) std::this_thread::yield();
+    plain.Fill();
+  });
+  Watchdog watchdog(*ctx_, std::chrono::seconds(10));
+  while (reads == 0 && !watchdog.fired()) ctx_->poll(true);
+  writer.join();
+  ASSERT_FALSE(watchdog.fired());
+  const Stats after = ctx_->stats();
+  EXPECT_EQ(reads, 1);
+  EXPECT_EQ(after.blocking_waits, before.blocking_waits);
+  EXPECT_GT(after.busy_poll_hits, before.busy_poll_hits);
+  ctx_->remove_fd_handler(plain.read_fd);
+}
+
 // Issue 4, point 3: "Nested iterations inside poll_ready must not re-enter
 // the same handler's poll or poll_ready, and must terminate."
 TEST_P(BusyPollTest, NestedIterationInsidePollReadyDoesNotReenterTheHandler) {

@@ -74,6 +74,9 @@ bool ContextImpl::busy_poll(int64_t* timeout_ns) {
     now_ns = poll_clock_ns();
     if (now_ns - start_ns >= budget) break;
   }
+  // Completions the monitor collected while we polled (io_uring watches
+  // every fd meanwhile) are work that polling found, too.
+  if (!hit && monitor_->need_wait()) hit = true;
   if (hit) stat_busy_hits_.add();
   if (hit || monitor_->need_wait()) {
     *timeout_ns = 0;
