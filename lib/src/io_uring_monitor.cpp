@@ -96,8 +96,7 @@ class IoUringMonitor final : public FdMonitor {
   bool watches_while_polling() const override { return true; }
 
   bool need_wait() const override {
-    return io_uring_cq_ready(&ring_) > 0 || io_uring_cq_has_overflow(&ring_) ||
-           task_work_pending();
+    return io_uring_cq_ready(&ring_) > 0 || io_uring_cq_has_overflow(&ring_) || task_work_pending();
   }
 
   bool has_unsubmitted() const override {
