@@ -26,6 +26,8 @@
 
 #include <cassert>
 
+#include "trace.h"
+
 namespace aioloop::detail {
 
 BhList::~BhList() {
@@ -141,8 +143,11 @@ void BhList::run_soon(std::function<void()>&& fn) {
 void BhList::destroy(BhNode* bh) {
   if (bh->running > 0) {
     // Deleting from inside its own callback: the std::function is running,
-    // so it must survive until run() regains control.
+    // so it must survive until run() regains control. If it re-scheduled
+    // itself first, withdraw that: a nested poll() before the callback
+    // returns would otherwise run the deleted bottom half again.
     bh->delete_after_run = true;
+    cancel(bh);
     return;
   }
   const unsigned old = bh->flags.fetch_or(kBhDeleted, std::memory_order_acq_rel);
@@ -226,6 +231,7 @@ bool BhList::run(uint64_t* count) noexcept {
         bh->flags.fetch_and(~(kBhScheduled | kBhIdle), std::memory_order_acq_rel);
     if ((flags & (kBhScheduled | kBhDeleted)) == kBhScheduled) {
       ++bh->running;
+      AIOLOOP_TRACE(bh_run, /*context=*/arg_, bh);
       bh->callback();  // noexcept context: a throwing callback terminates
       --bh->running;
       progress = true;

@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "context_impl.h"
+#include "trace.h"
 
 namespace aioloop::detail {
 
@@ -64,6 +65,7 @@ bool ContextImpl::busy_poll(int64_t* timeout_ns) {
   int64_t now_ns = start_ns;
   bool hit = false;
   bool progress = false;
+  AIOLOOP_TRACE(busy_poll_start, this, budget);
   if (!poll_started_ && poll_set_started(true)) hit = true;
   while (!hit) {
     progress |= poll_round(*this, poll_set_, &hit, now_ns);
@@ -78,6 +80,7 @@ bool ContextImpl::busy_poll(int64_t* timeout_ns) {
   // every fd meanwhile) are work that polling found, too.
   if (!hit && monitor_->need_wait()) hit = true;
   if (hit) stat_busy_hits_.add();
+  AIOLOOP_TRACE(busy_poll_stop, this, hit, now_ns - start_ns);
   if (hit || monitor_->need_wait()) {
     *timeout_ns = 0;
   } else if (*timeout_ns > 0) {
@@ -161,7 +164,8 @@ void ContextImpl::adapt_poll_ns(int64_t block_ns) {
     last_block_ns_ = block_ns;
     return;
   }
-  int64_t ns = poll_ns_.load(std::memory_order_relaxed);
+  const int64_t old_ns = poll_ns_.load(std::memory_order_relaxed);
+  int64_t ns = old_ns;
   if (block_ns <= ns) return;  // the budget covered the wait: keep it
   if (block_ns > poll_max_ns_) {
     // Waiting was longer than we would ever poll: poll less.
@@ -172,6 +176,7 @@ void ContextImpl::adapt_poll_ns(int64_t block_ns) {
     ns = std::min(ns, poll_max_ns_);
   }
   poll_ns_.store(ns, std::memory_order_relaxed);
+  trace_poll_ns_change(this, old_ns, ns);
 }
 
 }  // namespace aioloop::detail

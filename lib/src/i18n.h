@@ -4,8 +4,9 @@
 
 namespace aioloop::detail {
 
-// Translates msgid in the "aioloop" domain, binding the domain to the
-// installed locale directory on first use. Any thread.
+// Translates msgid in the "aioloop" domain, binding the domain on first use
+// to $AIOLOOP_LOCALEDIR if set, else to the installed locale directory. Any
+// thread.
 const char* translate(const char* msgid);
 
 }  // namespace aioloop::detail

@@ -14,8 +14,20 @@
 #include <algorithm>
 
 #include "context_impl.h"
+#include "trace.h"
 
 namespace aioloop::detail {
+
+namespace {
+
+// Callbacks run so far (bottom halves, fd handlers, timers), for the
+// iteration_start and iteration_end trace points: a tracer subtracts the
+// two. Reporting totals keeps the iteration free of tracing state.
+uint64_t callbacks_run(const ContextImpl& ctx) {
+  return ctx.stat_bhs_run_.get() + ctx.stat_dispatched_.get() + ctx.stat_timers_fired_.get();
+}
+
+}  // namespace
 
 int64_t ContextImpl::compute_timeout() const {
   int64_t timeout = bhs_.timeout_ns();
@@ -37,6 +49,11 @@ int64_t ContextImpl::compute_timeout() const {
 bool ContextImpl::poll_impl(bool blocking) {
   assert_home();
   enter_iteration();
+  // Guarded: three loads and two adds are a measurable part of a bottom
+  // half's round (W1), so they are done only while a tracer listens.
+  if (AIOLOOP_TRACE_ENABLED(iteration_start)) {
+    AIOLOOP_TRACE(iteration_start, this, blocking, callbacks_run(*this));
+  }
 
   int64_t timeout = blocking ? compute_timeout() : 0;
   const bool adapt = poll_max_ns_ > 0 && timeout != 0;
@@ -80,7 +97,9 @@ bool ContextImpl::poll_impl(bool blocking) {
   }
   if (timeout != 0 || !can_skip_wait(polled_everything)) {
     if (timeout != 0) stat_blocking_waits_.add();
+    AIOLOOP_TRACE(wait_begin, this, timeout);
     monitor_->wait(timeout);
+    AIOLOOP_TRACE(wait_end, this);
   }
   if (announced) withdraw_announcement();
   accept_notify();
@@ -89,6 +108,10 @@ bool ContextImpl::poll_impl(bool blocking) {
 
   progress |= dispatch();
 
+  if (AIOLOOP_TRACE_ENABLED(iteration_end)) {
+    // timeout is still what the wait was given: not 0 means it blocked.
+    AIOLOOP_TRACE(iteration_end, this, timeout != 0, callbacks_run(*this), progress);
+  }
   leave_iteration();
   return progress;
 }
@@ -128,6 +151,7 @@ bool ContextImpl::dispatch_ready() noexcept {
     // A suspended external handler's event is dropped, not kept: every
     // monitor reports a still-ready fd again once it is resumed.
     if (suspended(node)) continue;
+    AIOLOOP_TRACE(fd_dispatch, this, node->fd, events);
     bool ran = false;
     if ((events & kPollReadyEvent) && node->cb.poll_ready && !node->polling_now) {
       node->polling_now = true;  // a nested iteration must not re-enter it
@@ -135,11 +159,13 @@ bool ContextImpl::dispatch_ready() noexcept {
       node->polling_now = false;
       ran = true;
     }
-    if (!node->deleted && (events & kReadEvents) && node->cb.read) {
+    // Each callback may remove the handler or suspend external handlers
+    // (disable_external()), so look again before the next one.
+    if (!node->deleted && !suspended(node) && (events & kReadEvents) && node->cb.read) {
       node->cb.read();
       ran = true;
     }
-    if (!node->deleted && (events & kWriteEvents) && node->cb.write) {
+    if (!node->deleted && !suspended(node) && (events & kWriteEvents) && node->cb.write) {
       node->cb.write();
       ran = true;
     }
@@ -160,7 +186,10 @@ bool ContextImpl::dispatch_ready() noexcept {
   if (estimating) {
     last_block_ns_ = -1;
     if (largest_estimate >= 0) {
-      poll_ns_.store(std::min(largest_estimate, poll_max_ns_), std::memory_order_relaxed);
+      const int64_t old_ns = poll_ns_.load(std::memory_order_relaxed);
+      const int64_t ns = std::min(largest_estimate, poll_max_ns_);
+      poll_ns_.store(ns, std::memory_order_relaxed);
+      trace_poll_ns_change(this, old_ns, ns);
     }
   }
   return progress;
@@ -171,10 +200,10 @@ bool ContextImpl::run_timers() noexcept {
   uint64_t fired = 0;
   if (!realtime_timers_.empty()) {
     // run() returns at once when nothing is due; one clock read serves both.
-    progress |= realtime_timers_.run(now(ClockType::realtime), &fired);
+    progress |= realtime_timers_.run(now(ClockType::realtime), &fired, this);
   }
   if (!test_timers_.empty()) {
-    progress |= test_timers_.run(test_clock_ns_.load(std::memory_order_relaxed), &fired);
+    progress |= test_timers_.run(test_clock_ns_.load(std::memory_order_relaxed), &fired, this);
   }
   if (fired) stat_timers_fired_.add(fired);
   return progress;

@@ -7,6 +7,8 @@
 
 #include <cassert>
 
+#include "trace.h"
+
 namespace aioloop::detail {
 
 TimerList::~TimerList() {
@@ -92,16 +94,42 @@ void TimerList::destroy(TimerNode* t) {
   }
 }
 
-bool TimerList::run(int64_t now_ns, uint64_t* count) noexcept {
+bool TimerList::run(int64_t now_ns, uint64_t* count, const void* context) noexcept {
   if (heap_.empty() || heap_[0].expire_ns > now_ns) return false;
   // Timers armed from here on (arm_seq >= this_pass) wait for the next pass.
   // A nested pass (a callback running poll()) takes its own bound, so it
   // does fire what the outer pass armed before it started.
   const uint64_t this_pass = next_seq_;
+  // The next timer to fire: the earliest due one armed before this pass.
+  // Usually the heap's top. But a callback may have armed a timer that is
+  // due already; it sits on top until the next pass, and older due timers
+  // must still fire now (else a callback that keeps arming a timer in the
+  // past would starve them). Then look below it: no child is earlier than
+  // its parent, so the walk descends only through this pass's arms.
+  auto next_due = [&]() -> uint32_t {
+    if (heap_.empty() || heap_[0].expire_ns > now_ns) return TimerNode::kNotInHeap;
+    if (heap_[0].node->arm_seq < this_pass) return 0;
+    uint32_t best = TimerNode::kNotInHeap;
+    std::vector<uint32_t> walk{0};
+    while (!walk.empty()) {
+      const uint32_t i = walk.back();
+      walk.pop_back();
+      if (heap_[i].node->arm_seq < this_pass) {
+        if (best == TimerNode::kNotInHeap || before(heap_[i], heap_[best])) best = i;
+        continue;
+      }
+      const uint32_t first = i * kArity + 1;
+      for (uint32_t c = first; c < first + kArity && c < heap_.size(); ++c) {
+        if (heap_[c].expire_ns <= now_ns) walk.push_back(c);
+      }
+    }
+    return best;
+  };
   bool progress = false;
-  while (!heap_.empty() && heap_[0].expire_ns <= now_ns && heap_[0].node->arm_seq < this_pass) {
-    TimerNode* t = heap_[0].node;
-    remove_at(0);
+  for (uint32_t index; (index = next_due()) != TimerNode::kNotInHeap;) {
+    TimerNode* t = heap_[index].node;
+    remove_at(index);
+    AIOLOOP_TRACE(timer_fire, context, t, t->expire_ns);
     t->expire_ns = -1;
     ++t->running;
     t->callback();  // noexcept context: a throwing callback terminates

@@ -45,7 +45,8 @@ class TimerList {
   // Fires, earliest first, every timer whose deadline is <= now_ns. A timer
   // armed by a callback of this pass waits for the next pass, even if it is
   // already due: a callback re-arming itself "now" cannot keep the loop here.
-  bool run(int64_t now_ns, uint64_t* count) noexcept;
+  // context identifies the owner in the timer_fire trace point (trace.h).
+  bool run(int64_t now_ns, uint64_t* count, const void* context = nullptr) noexcept;
 
  private:
   struct Entry {
