@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+// Drives one Context through the operations an input decodes to, on real
+// pipes and the test clock, telling the reference model about each one; the
+// callbacks it registers report to the model when the loop runs them, and
+// decode further operations themselves (nested polls included).
+#pragma once
+
+#include <aioloop/aioloop.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "fuzz_input.h"
+#include "reference_model.h"
+
+namespace aioloop::fuzz {
+
+class ContextDriver {
+ public:
+  explicit ContextDriver(FuzzInput& input) : in_(input) {}
+  ~ContextDriver();
+  ContextDriver(const ContextDriver&) = delete;
+  ContextDriver& operator=(const ContextDriver&) = delete;
+
+  // Decodes and runs the whole input, then destroys the context and checks
+  // that it let go of every callback.
+  void run();
+
+ private:
+  struct PipeFds {
+    int read_fd = -1;
+    int write_fd = -1;
+  };
+
+  void step();
+  void callback_actions();
+
+  // Bottom halves.
+  void new_bh(int slot);
+  void run_soon();
+  // Timers.
+  void new_timer(int slot);
+  int64_t pick_expire_time(int slot, int64_t* deadline_ns);
+  void mod_timer(int slot, bool anticipate);
+  // Timer handles, external_disabled() and stats() against the model.
+  void check_observers();
+  // Pipes and handlers.
+  void open_pipe(int pipe);
+  void write_pipe(int pipe);
+  void drain_pipe(int pipe);
+  void set_handler(int slot);
+  void remove_handler(int slot);
+  void hang_up(int pipe);
+  void reopen(int pipe);
+  int slot_fd(int slot) const;
+  // Iterations and the context's lifetime.
+  void poll(bool want_blocking);
+  void set_poll_params();
+  void drop_context();
+
+  // What the callbacks do.
+  void on_bh(int slot, uint64_t uid);
+  void on_one_shot(uint64_t uid);
+  void on_timer(int slot, uint64_t uid);
+  void on_handler(int slot, uint64_t uid);
+  bool on_poll(int slot, uint64_t uid, int64_t advance_ns);
+  void on_poll_ready(int slot, uint64_t uid);
+
+  FuzzInput& in_;
+  ReferenceModel model_;
+  std::shared_ptr<Context> ctx_;
+  // Valid until the model says the context was destroyed; callbacks use it
+  // while ctx_ may already be released (destruction deferred).
+  Context* context_ = nullptr;
+  BottomHalf bhs_[kBhSlots];
+  Timer timers_[kTimerSlots];
+  Scale timer_scales_[kTimerSlots] = {};
+  PipeFds pipes_[kPipes];
+  int callback_depth_ = 0;
+};
+
+}  // namespace aioloop::fuzz
