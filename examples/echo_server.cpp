@@ -3,13 +3,21 @@
 // measured by a built-in client that runs its own context in a second thread.
 //
 //   echo-server [--seconds=2] [--connections=8] [--size=64]
-//               [--backend=automatic|poll|epoll|io_uring]
+//               [--backend=automatic|poll|epoll|io_uring] [--soak=SECONDS]
 //
 // Each client connection sends a request of --size bytes, waits for all of it
 // to come back (one round trip), checks the bytes and sends the next. After
 // --seconds the program prints requests per second and latency percentiles
 // and exits, with status 0 when at least one round trip completed and every
 // echo was correct.
+//
+// --soak=S runs for S seconds with churn: each client connection closes and
+// reconnects after a few dozen requests and replaces its handler now and
+// then, so the server keeps accepting, registering and removing handlers.
+// It reports the resident set size at the start, after a warm-up (a fifth
+// of the run, at most a minute) and at the end, and fails when anything was
+// lost: a request without its echo for 10 s, or a connection the server
+// never saw closed.
 #include <aioloop/aioloop.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -19,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <charconv>
@@ -49,6 +58,7 @@ struct Options {
   long connections = 8;
   long size = 64;
   aioloop::Backend backend = aioloop::Backend::automatic;
+  double soak = 0;  // seconds of soak with churn; 0 for a plain measurement
 };
 
 // ---------------------------------------------------------------------------
@@ -57,10 +67,13 @@ struct Options {
 void print_usage(std::FILE* out) {
   std::fprintf(out,
                _("Usage: echo-server [--seconds=S] [--connections=N] [--size=BYTES]\n"
-                 "                   [--backend=automatic|poll|epoll|io_uring]\n"
+                 "                   [--backend=automatic|poll|epoll|io_uring] [--soak=S]\n"
                  "Runs a loopback TCP echo server and a client that measures it for S seconds\n"
                  "(default 2) over N connections (default 8) with requests of BYTES bytes\n"
-                 "(default 64), then prints requests per second and latency percentiles.\n"));
+                 "(default 64), then prints requests per second and latency percentiles.\n"
+                 "--soak=S runs for S seconds instead, with connections closed and reopened\n"
+                 "and handlers replaced all along, and reports memory growth; it fails if a\n"
+                 "request or a connection was lost.\n"));
 }
 
 // std::from_chars rather than strtod: the program runs with the user's locale
@@ -93,6 +106,9 @@ int parse_options(int argc, char** argv, Options* options) {
     } else if (name == "--size") {
       ok = parse_number(value, &options->size) && options->size >= 1 &&
            options->size <= 16 * 1024 * 1024;
+    } else if (name == "--soak") {
+      ok = parse_number(value, &options->soak) && options->soak > 0 && options->soak <= 24 * 3600;
+      if (ok) options->seconds = options->soak;
     } else if (name == "--backend") {
       const auto backend = aioloop::parse_backend(value);
       ok = backend.has_value();
@@ -115,6 +131,17 @@ __attribute__((format(printf, 1, 2))) std::string format(const char* fmt, ...) {
   std::vsnprintf(text, sizeof text, fmt, args);
   va_end(args);
   return text;
+}
+
+// The resident set size in KiB (the second field of /proc/self/statm, in
+// pages), or -1 when it cannot be read.
+long resident_kib() {
+  std::FILE* statm = std::fopen("/proc/self/statm", "r");
+  if (!statm) return -1;
+  long size = 0, resident = -1;
+  if (std::fscanf(statm, "%ld %ld", &size, &resident) != 2) resident = -1;
+  std::fclose(statm);
+  return resident < 0 ? -1 : resident * (::sysconf(_SC_PAGESIZE) / 1024);
 }
 
 // ---------------------------------------------------------------------------
@@ -228,6 +255,12 @@ class EchoServer {
   EchoServer(const EchoServer&) = delete;
   EchoServer& operator=(const EchoServer&) = delete;
 
+  // Connections accepted and closed so far, and open now (the soak checks
+  // that every connection the client closed was seen closed here too).
+  uint64_t accepted() const { return accepted_; }
+  uint64_t closed() const { return closed_; }
+  size_t open_connections() const { return connections_.size(); }
+
   // Returns 0 or a negative errno.
   int start(uint16_t* port) {
     listen_fd_ = listen_on_loopback(port);
@@ -275,6 +308,7 @@ class EchoServer {
       connection->fd = fd;
       Connection& c = *connection;
       connections_.emplace(fd, std::move(connection));
+      ++accepted_;
       if (!update_interest(c)) close_connection(c);
     }
   }
@@ -361,12 +395,15 @@ class EchoServer {
     context_.remove_fd_handler(fd);
     close_fd(fd);
     connections_.erase(fd);
+    ++closed_;
   }
 
   Context& context_;
   int listen_fd_ = -1;
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;
   aioloop::Timer accept_retry_;
+  uint64_t accepted_ = 0;
+  uint64_t closed_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -377,6 +414,8 @@ struct ClientResult {
   double elapsed_seconds = 0;
   std::string error;  // empty on success; already translated
   aioloop::Stats stats;
+  uint64_t connects = 0;              // sockets opened, reconnections included
+  uint64_t handler_replacements = 0;  // soak churn besides interest changes
 };
 
 // N connections, each with one request in flight. A connection is watched
@@ -405,13 +444,24 @@ class EchoClient {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(port);
 
+    addr_ = addr;
     const int64_t start_ns = context_.now(ClockType::realtime);
-    for (long i = 0; i < options_.connections && !failed(); ++i) connect_one(addr);
+    for (long i = 0; i < options_.connections && !failed(); ++i) connect_one();
 
     bool stop = false;
     aioloop::Timer deadline(context_, ClockType::realtime, aioloop::Scale::ns,
                             [&stop] { stop = true; });
     deadline.mod(start_ns + static_cast<int64_t>(options_.seconds * aioloop::kNsPerSecond));
+    // In a soak, a request whose echo never comes would otherwise go
+    // unnoticed among the others: look for one every second.
+    aioloop::Timer lost_check;
+    if (options_.soak > 0) {
+      lost_check = aioloop::Timer(context_, ClockType::realtime, aioloop::Scale::ns, [&] {
+        find_lost_requests();
+        lost_check.mod(context_.now(ClockType::realtime) + aioloop::kNsPerSecond);
+      });
+      lost_check.mod(start_ns + aioloop::kNsPerSecond);
+    }
     while (!stop && !failed()) context_.poll(true);
 
     result_->elapsed_seconds =
@@ -429,7 +479,13 @@ class EchoClient {
     size_t received = 0;
     uint64_t sequence = 0;
     int64_t started_ns = 0;
+    uint64_t requests_before_reconnect = 0;  // soak only
   };
+
+  // A soak's churn: reconnect after 16 to 63 requests, and register the
+  // handler anew every kReplaceEvery requests.
+  static constexpr uint64_t kReplaceEvery = 8;
+  static constexpr int64_t kLostAfterNs = 10 * aioloop::kNsPerSecond;
 
   bool failed() const { return !result_->error.empty(); }
 
@@ -438,12 +494,21 @@ class EchoClient {
     if (!failed()) result_->error = std::move(translated_message);
   }
 
-  void connect_one(const sockaddr_in& addr) {
+  void connect_one() {
     auto connection = std::make_unique<Connection>();
     Connection& c = *connection;
     connections_.push_back(std::move(connection));
     c.request.resize(static_cast<size_t>(options_.size));
     c.response.resize(static_cast<size_t>(options_.size));
+    open_socket(c);
+  }
+
+  void open_socket(Connection& c) {
+    c.connecting = true;
+    c.writing = false;
+    c.started_ns = context_.now(ClockType::realtime);
+    c.requests_before_reconnect = 16 + next_random() % 48;
+    ++result_->connects;
     c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c.fd < 0) {
       fail(format(_("cannot create a socket: %s"), std::strerror(errno)));
@@ -452,7 +517,7 @@ class EchoClient {
     set_nodelay(c.fd);
     // A non-blocking connect completes in the background; the socket turns
     // writable when it has, and SO_ERROR then says how it went.
-    if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0 &&
+    if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_) < 0 &&
         errno != EINPROGRESS) {
       fail(format(_("cannot connect to the server: %s"), std::strerror(errno)));
       return;
@@ -541,13 +606,53 @@ class EchoClient {
     result_->latency.record(
         static_cast<uint64_t>(context_.now(ClockType::realtime) - c.started_ns));
     ++c.sequence;
+    if (options_.soak > 0 && --c.requests_before_reconnect == 0) {
+      reconnect(c);
+      return;
+    }
+    if (options_.soak > 0 && c.sequence % kReplaceEvery == 0) {
+      set_interest(c, c.writing);  // the same interest, a new registration
+      ++result_->handler_replacements;
+    }
     start_request(c);
+  }
+
+  // Closes the connection between two requests (nothing is in flight, so
+  // nothing can be lost) and opens a new one in its place. Runs inside the
+  // connection's own read callback: removing that handler there is safe.
+  void reconnect(Connection& c) {
+    context_.remove_fd_handler(c.fd);
+    close_fd(c.fd);
+    c.fd = -1;
+    open_socket(c);
+  }
+
+  void find_lost_requests() {
+    const int64_t now = context_.now(ClockType::realtime);
+    for (const auto& c : connections_) {
+      if (c->fd >= 0 && now - c->started_ns > kLostAfterNs) {
+        fail(format(_("a request got no echo within %lld s: it was lost"),
+                    static_cast<long long>(kLostAfterNs / aioloop::kNsPerSecond)));
+        return;
+      }
+    }
+  }
+
+  // A small xorshift generator: the churn need not be unpredictable, only
+  // varied, and the same in every run.
+  uint64_t next_random() {
+    random_state_ ^= random_state_ << 13;
+    random_state_ ^= random_state_ >> 7;
+    random_state_ ^= random_state_ << 17;
+    return random_state_;
   }
 
   Context& context_;
   const Options& options_;
   ClientResult* result_;
   std::vector<std::unique_ptr<Connection>> connections_;
+  sockaddr_in addr_{};
+  uint64_t random_state_ = 0x9e3779b97f4a7c15;
 };
 
 void run_client(const Options& options, uint16_t port, std::shared_ptr<Context> server,
@@ -582,6 +687,41 @@ void print_loop_stats(bool server, const aioloop::Stats& stats) {
               static_cast<unsigned long long>(stats.handlers_dispatched));
 }
 
+// What a soak measured besides the client's figures.
+struct SoakReport {
+  long rss_start_kib = -1;
+  long rss_warm_kib = -1;
+  long rss_end_kib = -1;
+  double warm_up_seconds = 0;
+  uint64_t accepted = 0;
+  uint64_t closed = 0;
+};
+
+// Prints the soak's figures; false when a connection was lost.
+bool report_soak(const SoakReport& soak, const ClientResult& result) {
+  std::printf(_("soak: %llu requests over %llu connections, %llu handler replacements; "
+                "the server accepted %llu connections and saw %llu close\n"),
+              static_cast<unsigned long long>(result.latency.total()),
+              static_cast<unsigned long long>(result.connects),
+              static_cast<unsigned long long>(result.handler_replacements),
+              static_cast<unsigned long long>(soak.accepted),
+              static_cast<unsigned long long>(soak.closed));
+  std::printf(_("soak: resident memory %ld KiB at the start, %ld KiB after %.0f s of warm-up, "
+                "%ld KiB at the end: %+ld KiB since the warm-up\n"),
+              soak.rss_start_kib, soak.rss_warm_kib, soak.warm_up_seconds, soak.rss_end_kib,
+              soak.rss_end_kib - soak.rss_warm_kib);
+  if (soak.accepted != soak.closed || soak.accepted != result.connects) {
+    std::fprintf(stderr,
+                 _("echo-server: soak: the client opened %llu connections, the server accepted "
+                   "%llu and saw %llu close: connections were lost\n"),
+                 static_cast<unsigned long long>(result.connects),
+                 static_cast<unsigned long long>(soak.accepted),
+                 static_cast<unsigned long long>(soak.closed));
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -603,6 +743,7 @@ int main(int argc, char** argv) {
 
   ClientResult result;
   aioloop::Stats server_stats;
+  SoakReport soak;
   {
     EchoServer server(*context);
     uint16_t port = 0;
@@ -616,10 +757,34 @@ int main(int argc, char** argv) {
                 options.size, options.seconds);
     std::fflush(stdout);
 
+    // Memory is measured in the server's thread at three points: before any
+    // traffic, after the warm-up (allocator pools and kernel buffers have
+    // grown to their working size by then), and at the end.
+    soak.rss_start_kib = resident_kib();
+    const int64_t start_ns = context->now(ClockType::realtime);
+    soak.warm_up_seconds = std::min(options.soak / 5, 60.0);
+    aioloop::Timer warm_up(*context, ClockType::realtime, aioloop::Scale::ns,
+                           [&soak] { soak.rss_warm_kib = resident_kib(); });
+    if (options.soak > 0) {
+      warm_up.mod(start_ns + static_cast<int64_t>(soak.warm_up_seconds * aioloop::kNsPerSecond));
+    }
+
     bool stop = false;
     std::thread client(run_client, std::cref(options), port, context, &stop, &result);
     while (!stop) context->poll(true);
     client.join();
+    if (options.soak > 0) {
+      // The client has closed every socket: the server must see each one
+      // close. Bounded, so that a lost hang-up fails instead of hanging.
+      bool give_up = false;
+      aioloop::Timer drain_limit(*context, ClockType::realtime, aioloop::Scale::ns,
+                                 [&give_up] { give_up = true; });
+      drain_limit.mod(context->now(ClockType::realtime) + 5 * aioloop::kNsPerSecond);
+      while (server.open_connections() > 0 && !give_up) context->poll(true);
+      soak.rss_end_kib = resident_kib();
+      soak.accepted = server.accepted();
+      soak.closed = server.closed();
+    }
     server_stats = context->stats();
   }
 
@@ -641,5 +806,6 @@ int main(int argc, char** argv) {
               result.latency.percentile(99) / 1000, result.latency.percentile(99.9) / 1000);
   print_loop_stats(true, server_stats);
   print_loop_stats(false, result.stats);
+  if (options.soak > 0) return report_soak(soak, result) ? 0 : 1;
   return 0;
 }

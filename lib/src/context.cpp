@@ -3,8 +3,11 @@
 // to the concept files: iteration, registry, notify, busy polling).
 #include <aioloop/context.h>
 #include <aioloop/event_notifier.h>
+#include <pthread.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <mutex>
 
 #include "context_impl.h"
 #include "error_util.h"
@@ -30,8 +33,38 @@ namespace detail {
 
 std::unique_ptr<FdMonitor> make_monitor(Backend requested, MonitorHost& host);
 
+std::atomic<uint64_t> g_fork_generation{0};
+
+namespace {
+
+// Runs in the child right after fork(), while it has a single thread.
+void note_fork_in_child() {
+  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Once per process, before the first context exists: a context created
+// earlier could not tell a child from its parent. A child inherits the
+// registration, so nested forks are seen as well.
+uint64_t fork_generation_watched() {
+  static std::once_flag registered;
+  std::call_once(registered, [] { pthread_atfork(nullptr, nullptr, note_fork_in_child); });
+  return g_fork_generation.load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void ContextImpl::throw_used_after_fork() {
+  // ECHILD, as sd-event reports the same misuse: the object belongs to
+  // another process (the parent), and no errno says that more directly.
+  // EOWNERDEAD would suggest a robust mutex whose owner died.
+  throw make_error(ECHILD, "%s",
+                   _("this context was created before fork() and belongs to the parent "
+                     "process; create a new context in the child"));
+}
+
 ContextImpl::ContextImpl(const ContextOptions& options)
     : home_(std::this_thread::get_id()),
+      fork_generation_(fork_generation_watched()),
       bhs_([](void* self) { static_cast<ContextImpl*>(self)->notify_impl(); },
            [](const void* self) {
              return static_cast<const ContextImpl*>(self)->in_home_thread_impl();
@@ -56,10 +89,15 @@ ContextImpl::~ContextImpl() {
   while (ready_.pop_front()) {
   }
   destroying_ = true;
+  // In a fork()ed child the epoll instance and the io_uring are the
+  // parent's too: unregistering there would silence the parent's handlers.
+  // Closing the child's copies of the fds (the monitor's destructor) is
+  // harmless.
+  const bool kernel_objects_shared = forked();
   for (size_t fd = 0; fd < by_fd_.size(); ++fd) {
     if (HandlerNode* node = by_fd_[fd]) {
       by_fd_[fd] = nullptr;
-      (void)monitor_->update(node, nullptr);
+      if (!kernel_objects_shared) (void)monitor_->update(node, nullptr);
       retire(node);
     }
   }
@@ -81,7 +119,9 @@ std::shared_ptr<Context> Context::create(const ContextOptions& options) {
 }
 
 bool Context::poll(bool blocking) {
-  return ContextImpl::of(*this).poll_impl(blocking);
+  auto& self = ContextImpl::of(*this);
+  self.check_not_forked();
+  return self.poll_impl(blocking);
 }
 
 void Context::notify() {
@@ -89,22 +129,28 @@ void Context::notify() {
 }
 
 std::error_code Context::set_fd_handler(int fd, FdHandler handler) {
-  return ContextImpl::of(*this).set_handler(fd, std::move(handler), false);
+  auto& self = ContextImpl::of(*this);
+  if (self.forked()) return detail::errno_code(ECHILD);
+  return self.set_handler(fd, std::move(handler), false);
 }
 
 void Context::remove_fd_handler(int fd) {
-  ContextImpl::of(*this).remove_handler(fd);
+  auto& self = ContextImpl::of(*this);
+  self.check_not_forked();
+  self.remove_handler(fd);
 }
 
 void Context::disable_external() {
   auto& self = ContextImpl::of(*this);
   self.assert_home();
+  self.check_not_forked();
   if (self.external_disable_count_++ == 0) self.monitor_->external_changed();
 }
 
 void Context::enable_external() {
   auto& self = ContextImpl::of(*this);
   self.assert_home();
+  self.check_not_forked();
   assert(self.external_disable_count_ > 0 && "enable_external() without disable_external()");
   if (self.external_disable_count_ == 0) return;
   if (--self.external_disable_count_ == 0) self.monitor_->external_changed();
@@ -128,11 +174,11 @@ std::error_code Context::set_event_notifier(EventNotifier& notifier, std::functi
   }
   handler.poll = std::move(poll);
   handler.poll_ready = std::move(poll_ready);
-  return ContextImpl::of(*this).set_handler(notifier.fd(), std::move(handler), false);
+  return set_fd_handler(notifier.fd(), std::move(handler));
 }
 
 void Context::remove_event_notifier(EventNotifier& notifier) {
-  ContextImpl::of(*this).remove_handler(notifier.fd());
+  remove_fd_handler(notifier.fd());
 }
 
 void Context::run_soon(std::function<void()> fn) {

@@ -33,6 +33,11 @@ class StatCounter {
   std::atomic<uint64_t> v_{0};
 };
 
+// Bumped in every child process by a pthread_atfork() handler (context.cpp).
+// A context remembers the value it was created under; a different value
+// means this process is a fork()ed copy of the one that made it.
+extern std::atomic<uint64_t> g_fork_generation;
+
 class ContextImpl final : public Context, public MonitorHost {
  public:
   explicit ContextImpl(const ContextOptions& options);
@@ -47,6 +52,22 @@ class ContextImpl final : public Context, public MonitorHost {
   bool in_home_thread_impl() const {
     return std::this_thread::get_id() == home_.load(std::memory_order_relaxed);
   }
+
+  // Whether this process is a fork()ed child of the one that created the
+  // context: its eventfd, epoll instance and io_uring are shared with the
+  // parent, so touching them would change the parent's loop. One relaxed
+  // load; the counter only changes in a child before it runs anything else.
+  bool forked() const {
+    return g_fork_generation.load(std::memory_order_relaxed) != fork_generation_;
+  }
+  // Throws Error(ECHILD) when forked(). Out of line: the hot paths only pay
+  // for the comparison.
+  void check_not_forked() const {
+    if (forked()) [[unlikely]] {
+      throw_used_after_fork();
+    }
+  }
+  [[noreturn, gnu::cold]] static void throw_used_after_fork();
 
   // --- iteration (iteration.cpp)
   bool poll_impl(bool blocking);
@@ -110,6 +131,7 @@ class ContextImpl final : public Context, public MonitorHost {
 
   // --- state
   std::atomic<std::thread::id> home_;
+  const uint64_t fork_generation_;
 
   // notify protocol (notify.cpp explains the ordering).
   std::atomic<unsigned> notify_me_{0};

@@ -157,7 +157,11 @@ class IoUringMonitor final : public FdMonitor {
           __kernel_timespec ts{remaining_ns / 1000000000, remaining_ns % 1000000000};
           ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
         }
-        return ret == -EINTR && io_uring_cq_ready(&ring_) == 0;
+        if (io_uring_cq_ready(&ring_) > 0) return false;
+        // io_uring_enter() returns how many requests it submitted even when
+        // a signal then cut its wait short, so a non-negative result with
+        // no completion is an interruption too, unless the time is up.
+        return ret == -EINTR || (ret >= 0 && remaining_ns != 0);
       });
     }
     reap();

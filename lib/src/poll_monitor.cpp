@@ -5,9 +5,11 @@
 // epoll and io_uring avoid that.
 #include <errno.h>
 #include <poll.h>
+#include <sys/resource.h>
 
 #include <vector>
 
+#include "error_util.h"
 #include "fd_monitor.h"
 #include "time_util.h"
 
@@ -21,7 +23,19 @@ class PollMonitor final : public FdMonitor {
 
   Backend backend() const override { return Backend::poll; }
 
-  std::error_code update(HandlerNode*, HandlerNode*) override {
+  std::error_code update(HandlerNode* old_node, HandlerNode* new_node) override {
+    if (new_node && !old_node) {
+      // ppoll() refuses more entries than RLIMIT_NOFILE (EINVAL), and the
+      // loop could then never wait again: refuse the registration that
+      // would go beyond the limit instead, with the errno of the limit.
+      rlimit limit;
+      if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && registered_ + 1 > limit.rlim_cur) {
+        return errno_code(EMFILE);
+      }
+      ++registered_;
+    } else if (old_node && !new_node) {
+      --registered_;
+    }
     dirty_ = true;
     return {};
   }
@@ -100,6 +114,7 @@ class PollMonitor final : public FdMonitor {
   std::vector<HandlerNode*> nodes_;
   std::vector<EmbedFd> embed_;
   uint64_t generation_ = 0;
+  size_t registered_ = 0;  // handlers, watched or not: each may be watched
   bool dirty_ = true;
   bool skip_external_ = false;
 };

@@ -42,6 +42,18 @@ struct ContextOptions {
 // BottomHalf::cancel(), advance_test_clock(), now() and stats() may be called
 // from any thread; everything else belongs to the home thread (checked by
 // assertions in builds without NDEBUG).
+//
+// fork(): a context belongs to the process that created it. Its eventfd,
+// epoll instance and io_uring are shared with a fork()ed child, where using
+// them would steal or silence the parent's events, so in a child poll(),
+// remove_fd_handler(), remove_event_notifier(), disable_external() and
+// enable_external() throw Error with ECHILD, and set_fd_handler() and
+// set_event_notifier() return ECHILD. Destroying the context in the child is
+// safe and leaves the parent's registrations alone. A child that wants a loop
+// creates a new context. Not checked: notify() and BottomHalf::schedule() in
+// the child (at worst a spurious wake-up of the parent), and the embedding
+// calls (no exception may cross an outer loop's C frames), so a GMainContext
+// hosting the context must not be iterated in the child either.
 class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
  public:
   // Creates the context, its eventfd notifier and its fd monitor. Throws
@@ -62,7 +74,12 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // frames), so an escaping exception calls std::terminate() and no state
   // is left half-updated. Costs no system call
   // when a bottom half is due and every handler has a poll callback;
-  // otherwise one wait in the fd monitor.
+  // otherwise one wait in the fd monitor. Signals do not end the wait early.
+  // Throws Error (ECHILD) in a fork()ed child (see above).
+  //
+  // Dropping the last reference to the context from inside one of its
+  // callbacks is safe: destruction is deferred until the outermost poll()
+  // returns, so the caller must not touch the context after that poll().
   bool poll(bool blocking);
 
   // Makes a blocked or busy-polling poll() in the home thread return soon.
@@ -73,8 +90,16 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // Registers, replaces or (with an empty handler) removes the handler of
   // fd. Returns EBADF for an fd that is negative or not open, and the
   // monitor's error when the kernel refuses the fd (e.g. EPERM for a regular
-  // file under epoll). Home thread. Costs O(1) plus the monitor's update
-  // (one system call under epoll; batched under io_uring; none under poll).
+  // file under epoll). Returns EMFILE under poll when the number of
+  // handlers would exceed RLIMIT_NOFILE, which ppoll() cannot watch. Home
+  // thread. Costs O(1) plus the monitor's update (one system call under
+  // epoll; batched under io_uring; none under poll).
+  //
+  // Remove the handler before closing its fd. A closed fd's handler is
+  // dropped from the watch set, but under epoll a file that is still open
+  // elsewhere (a dup(), a fork()ed child, SCM_RIGHTS) stays in the kernel's
+  // interest list, and its events keep arriving under the old number, even
+  // once the number names another fd (epoll(7)).
   std::error_code set_fd_handler(int fd, FdHandler handler);
 
   // Removes the handler of fd; a no-op when there is none. After it returns

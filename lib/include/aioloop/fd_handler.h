@@ -22,7 +22,10 @@ struct FdHandler {
   // Run when a busy poll of this handler found work (poll returned true).
   std::function<void()> poll_ready;
   // Told when busy polling of this context starts and stops, e.g. to switch
-  // a device into notification-less mode and back. Always paired.
+  // a device into notification-less mode and back. Paired while the handler
+  // and its context live: removing or replacing the handler in a polling
+  // phase calls poll_end, but destroying the context calls no callback at all
+  // (its captures may already be gone), so a poll_begin may stay unanswered.
   std::function<void()> poll_begin;
   std::function<void()> poll_end;
   // Suspended by Context::disable_external(): not dispatched, not polled.
