@@ -115,14 +115,7 @@ TEST_P(ErrorsTest, FdClosedWhileRegisteredNeverMakesTheLoopSpin) {
   // Let the monitor notice, then check that a blocking poll() waits for the
   // timer instead of returning at once, again and again.
   ctx().poll(false);
-  int fired = 0;
-  Timer timer(ctx(), ClockType::realtime, Scale::ns, [&] { ++fired; });
-  timer.mod(ctx().now(ClockType::realtime) + 20 * 1000 * 1000);
-  int polls = 0;
-  while (fired == 0 && !watchdog.fired()) {
-    ctx().poll(true);
-    ++polls;
-  }
+  const int polls = BlockingPollsUntilTimer(ctx(), watchdog);
   ASSERT_FALSE(watchdog.fired());
   EXPECT_LE(polls, 2) << "the closed fd made the loop spin";
   EXPECT_EQ(doomed_calls, 0) << "a closed fd is not an event for its handler";

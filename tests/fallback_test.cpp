@@ -6,38 +6,18 @@
 // cannot be removed again, so each check runs in a child process.
 #include <aioloop/aioloop.h>
 #include <gtest/gtest.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <stddef.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <string>
 
+#include "seccomp_refusal.h"
+
 namespace aioloop::testing {
 namespace {
-
-// Makes io_uring_setup fail with EPERM for this process; everything else is
-// allowed. Returns false when the kernel refuses the filter.
-bool RefuseIoUringSetup() {
-  sock_filter filter[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  sock_fprog program{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
-  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
-}
 
 // Runs body in a child with io_uring refused and its stderr captured.
 // Returns the child's exit status (or -1) and fills *stderr_text.
@@ -50,7 +30,7 @@ int RunRefused(int (*body)(), std::string* stderr_text) {
     dup2(pipe_fds[1], STDERR_FILENO);
     close(pipe_fds[0]);
     close(pipe_fds[1]);
-    if (!RefuseIoUringSetup()) _exit(77);
+    if (!FailIoUringSetupWith(EPERM)) _exit(77);
     _exit(body());
   }
   close(pipe_fds[1]);

@@ -5,13 +5,7 @@
 // callbacks. The plain bad-fd cases (negative, not open, closed while
 // registered, reused after an iteration) live in errors_test.cpp, signals in
 // signals_test.cpp, fork() in fork_test.cpp.
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <stddef.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -22,6 +16,7 @@
 #include <vector>
 
 #include "child_process.h"
+#include "seccomp_refusal.h"
 #include "test_support.h"
 
 namespace aioloop::testing {
@@ -143,25 +138,6 @@ TEST_P(FaultsTest, MoreRegisteredFdsThanRlimitNofile) {
 }
 
 // --- io_uring refused
-
-// Makes io_uring_setup(2) fail with error_number for this process (for
-// good: a seccomp filter cannot be removed). False when the kernel refuses
-// the filter.
-bool FailIoUringSetupWith(int error_number) {
-  sock_filter filter[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K,
-               SECCOMP_RET_ERRNO | (static_cast<unsigned>(error_number) & SECCOMP_RET_DATA)),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  sock_fprog program{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
-  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-         ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
-}
 
 // Issue 7: "ENOMEM from the ring" (what io_uring_setup returns when the
 // ring's memory cannot be had, e.g. RLIMIT_MEMLOCK before Linux 5.12).

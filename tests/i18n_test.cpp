@@ -11,9 +11,9 @@
 #include <fstream>
 #include <map>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 // Set by tests/meson.build: the source po/ directory and the build tree's
@@ -105,14 +105,28 @@ std::map<std::string, Message> ReadCatalogue(const std::string& path) {
   return catalogue;
 }
 
-// The printf conversions of a format, in order ("%s", "%llu", "%.1f", ...).
+// The printf conversions of a format, in order ("%s", "%llu", "%.1f", ...):
+// flags, width, precision, length modifier, conversion letter. Scanned by
+// hand: gcc 12 warns inside <regex> under -O2 with the sanitizers.
 std::vector<std::string> Conversions(const std::string& format) {
-  static const std::regex conversion(
-      R"(%[-+ #0]*[0-9*]*(\.[0-9*]+)?(hh|h|ll|l|L|z|j|t)?[diouxXeEfFgGaAcspn%])");
   std::vector<std::string> found;
-  for (auto it = std::sregex_iterator(format.begin(), format.end(), conversion);
-       it != std::sregex_iterator(); ++it) {
-    found.push_back(it->str());
+  for (size_t i = 0; i < format.size(); ++i) {
+    if (format[i] != '%') continue;
+    size_t end = i + 1;
+    auto skip = [&](std::string_view set) {
+      while (end < format.size() && set.find(format[end]) != std::string_view::npos) ++end;
+    };
+    skip("-+ #0");
+    skip("0123456789*");
+    if (end < format.size() && format[end] == '.') {
+      ++end;
+      skip("0123456789*");
+    }
+    skip("hlLzjt");
+    if (end < format.size()) {
+      found.push_back(format.substr(i, end - i + 1));
+      i = end;
+    }
   }
   return found;
 }

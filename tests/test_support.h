@@ -209,4 +209,20 @@ inline int64_t ElapsedMs(std::chrono::steady_clock::time_point since) {
       .count();
 }
 
+// Arms a timer 20 ms ahead and polls blocking until it fires (or the
+// watchdog does); returns how many poll(true) calls that took. A loop that
+// blocks properly needs one; one that returns at once (a stale wake-up, an
+// fd that keeps reporting) needs many.
+inline int BlockingPollsUntilTimer(Context& ctx, const Watchdog& watchdog) {
+  int fired = 0;
+  Timer timer(ctx, ClockType::realtime, Scale::ns, [&] { ++fired; });
+  timer.mod(ctx.now(ClockType::realtime) + 20 * 1000 * 1000);
+  int polls = 0;
+  while (fired == 0 && !watchdog.fired()) {
+    ctx.poll(true);
+    ++polls;
+  }
+  return polls;
+}
+
 }  // namespace aioloop::testing
