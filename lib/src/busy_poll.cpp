@@ -78,10 +78,10 @@ bool ContextImpl::busy_poll(int64_t* timeout_ns) {
   }
   // Completions the monitor collected while we polled (io_uring watches
   // every fd meanwhile) are work that polling found, too.
-  if (!hit && monitor_->need_wait()) hit = true;
+  hit = hit || monitor_->need_wait();
   if (hit) stat_busy_hits_.add();
   AIOLOOP_TRACE(busy_poll_stop, this, hit, now_ns - start_ns);
-  if (hit || monitor_->need_wait()) {
+  if (hit) {
     *timeout_ns = 0;
   } else if (*timeout_ns > 0) {
     *timeout_ns = std::max<int64_t>(0, *timeout_ns - (now_ns - start_ns));
