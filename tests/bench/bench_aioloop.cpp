@@ -7,11 +7,11 @@
 #include <atomic>
 #include <barrier>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench_idle_handlers.h"
 #include "bench_report.h"
 
 namespace bench {
@@ -36,10 +36,6 @@ std::string mode_name(Backend backend, bool busypoll) {
   std::string mode(aioloop::backend_name(backend));
   if (busypoll) mode += "+busypoll";
   return mode;
-}
-
-void check(std::error_code error, const char* what) {
-  if (error) throw std::runtime_error(std::string(what) + ": " + error.message());
 }
 
 // W1: one bottom half that schedules itself from its own callback.
@@ -203,28 +199,13 @@ void cross_fd(Backend backend, bool busypoll, const Counts& counts) {
   if (busypoll) busypoll_note("W3", backend, stats_a, stats_b, trips.total());
 }
 
-// W4: N idle FIFOs registered for reading, plus an eventfd whose read handler
-// reads it and writes it again, so every iteration finds exactly one ready fd.
+// W4 (bench_idle_handlers.h), driven by poll(true).
 void idle_fds(Backend backend, int idle_count, const Counts& counts) {
-  const std::span<const int> fifos = idle_fifo_fds(idle_count);
-  EventFd efd;
   auto ctx = make_context(backend);
-  int64_t idle_calls = 0;
-  for (int fd : fifos) {
-    check(ctx->set_fd_handler(fd, {.read = [&idle_calls] { ++idle_calls; }}), "set_fd_handler");
-  }
-  int64_t iterations = 0;
-  check(ctx->set_fd_handler(efd.fd(), {.read =
-                                           [&] {
-                                             efd.drain();
-                                             ++iterations;
-                                             efd.write_one();
-                                           }}),
-        "set_fd_handler");
-  efd.write_one();
+  IdleFdHandlers handlers(*ctx, idle_fifo_fds(idle_count));
   auto run = [&](int64_t count) {
-    const int64_t target = iterations + count;
-    while (iterations < target) ctx->poll(true);
+    const int64_t target = handlers.iterations() + count;
+    while (handlers.iterations() < target) ctx->poll(true);
   };
 
   const int64_t warm = std::min<int64_t>(warmup_count(counts.idle_iters), 2000);
@@ -239,10 +220,8 @@ void idle_fds(Backend backend, int idle_count, const Counts& counts) {
   const int64_t wall = now_ns() - start;
   report("idlefds", "aioloop", mode, idle_count, static_cast<double>(wall) / count, count);
 
-  if (idle_calls != 0)
-    note("aioloop W4: %lld calls on idle fds", static_cast<long long>(idle_calls));
-  ctx->remove_fd_handler(efd.fd());
-  for (int fd : fifos) ctx->remove_fd_handler(fd);
+  if (handlers.idle_calls() != 0)
+    note("aioloop W4: %lld calls on idle fds", static_cast<long long>(handlers.idle_calls()));
 }
 
 // W5 arm_cancel: arm `timers` timers 1..100 ms ahead (creating each timer
@@ -312,14 +291,9 @@ double rearm(Backend backend, int64_t others, int64_t rearms) {
 
 void timers(Backend backend, const Counts& counts) {
   note("aioloop W5 runs on the %s monitor", std::string(aioloop::backend_name(backend)).c_str());
-  // The warm-up is a full-size round: it grows the heap to its final size,
-  // so the measured round pays for allocations, not for first-touch page
-  // faults of a fresh process (expensive in VMs).
-  arm_cancel_fire(backend, counts.timers);
-  report("timers", "aioloop", "arm_cancel", -1, arm_cancel_fire(backend, counts.timers),
-         counts.timers);
-  report("timers", "aioloop", "rearm", -1, rearm(backend, counts.timer_others, counts.rearms),
-         counts.rearms);
+  report_timers(
+      "aioloop", counts, [&](int64_t timers) { return arm_cancel_fire(backend, timers); },
+      [&](int64_t others, int64_t rearms) { return rearm(backend, others, rearms); });
 }
 
 }  // namespace

@@ -363,14 +363,7 @@ void run_glib(const Options& options, const Counts& counts) {
   if (options.wants("W4")) {
     for (int idle_count : counts.idle_fd_counts) idle_fds(idle_count, counts);
   }
-  if (options.wants("W5")) {
-    // The warm-up is a full-size round: it grows the heap to its final size,
-    // so the measured round pays for allocations, not for first-touch page
-    // faults of a fresh process (expensive in VMs).
-    arm_cancel_fire(counts.timers);
-    report("timers", "glib", "arm_cancel", -1, arm_cancel_fire(counts.timers), counts.timers);
-    report("timers", "glib", "rearm", -1, rearm(counts.timer_others, counts.rearms), counts.rearms);
-  }
+  if (options.wants("W5")) report_timers("glib", counts, arm_cancel_fire, rearm);
 }
 
 }  // namespace bench

@@ -5,6 +5,7 @@
 // GSource attached to it instead of calls to Context::poll(). GLib's own
 // equivalents are in bench_glib.cpp, driven the same way, so the difference
 // between the two is what wrapping a context in a GSource costs.
+#include "bench_idle_handlers.h"
 #include "bench_report.h"
 
 #if AIOLOOP_BENCH_HAVE_GLIB
@@ -17,7 +18,6 @@
 #include <atomic>
 #include <barrier>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,10 +32,6 @@ using aioloop::Context;
 
 std::string mode_name(Backend backend) {
   return "gsource-" + std::string(aioloop::backend_name(backend));
-}
-
-void check(std::error_code error, const char* what) {
-  if (error) throw std::runtime_error(std::string(what) + ": " + error.message());
 }
 
 // A context made in the calling thread (so that thread is its home, as the
@@ -190,29 +186,13 @@ void cross_fd(Backend backend, const Counts& counts) {
   report("xfd", "aioloop", mode_name(backend), -1, trips.ns_per_op(), trips.count());
 }
 
-// W4: N idle FIFOs registered for reading, plus an eventfd whose read handler
-// reads it and writes it again, so every iteration finds exactly one ready fd.
+// W4 (bench_idle_handlers.h), driven by g_main_context_iteration.
 void idle_fds(Backend backend, int idle_count, const Counts& counts) {
-  const std::span<const int> fifos = idle_fifo_fds(idle_count);
-  EventFd efd;
   GLibLoop loop(backend);
-  Context& ctx = loop.context();
-  int64_t idle_calls = 0;
-  for (int fd : fifos) {
-    check(ctx.set_fd_handler(fd, {.read = [&idle_calls] { ++idle_calls; }}), "set_fd_handler");
-  }
-  int64_t iterations = 0;
-  check(ctx.set_fd_handler(efd.fd(), {.read =
-                                          [&] {
-                                            efd.drain();
-                                            ++iterations;
-                                            efd.write_one();
-                                          }}),
-        "set_fd_handler");
-  efd.write_one();
+  IdleFdHandlers handlers(loop.context(), idle_fifo_fds(idle_count));
   auto run = [&](int64_t count) {
-    const int64_t target = iterations + count;
-    while (iterations < target) loop.iterate();
+    const int64_t target = handlers.iterations() + count;
+    while (handlers.iterations() < target) loop.iterate();
   };
 
   // Under the poll monitor an iteration with 10,000 fds takes tens of
@@ -236,11 +216,10 @@ void idle_fds(Backend backend, int idle_count, const Counts& counts) {
   const int64_t wall = now_ns() - start;
   report("idlefds", "aioloop", mode, idle_count, static_cast<double>(wall) / count, count);
 
-  if (idle_calls != 0) {
-    note("aioloop W4 %s: %lld calls on idle fds", mode.c_str(), static_cast<long long>(idle_calls));
+  if (handlers.idle_calls() != 0) {
+    note("aioloop W4 %s: %lld calls on idle fds", mode.c_str(),
+         static_cast<long long>(handlers.idle_calls()));
   }
-  ctx.remove_fd_handler(efd.fd());
-  for (int fd : fifos) ctx.remove_fd_handler(fd);
 }
 
 }  // namespace

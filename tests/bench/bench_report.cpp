@@ -109,6 +109,14 @@ void report(std::string_view workload, std::string_view impl, std::string_view m
   std::fflush(stdout);
 }
 
+void report_timers(std::string_view impl, const Counts& counts,
+                   const std::function<double(int64_t)>& arm_cancel_fire,
+                   const std::function<double(int64_t, int64_t)>& rearm) {
+  arm_cancel_fire(counts.timers);
+  report("timers", impl, "arm_cancel", -1, arm_cancel_fire(counts.timers), counts.timers);
+  report("timers", impl, "rearm", -1, rearm(counts.timer_others, counts.rearms), counts.rearms);
+}
+
 int64_t bounded_count(int64_t full, double warm_ns_per_op, int64_t budget_ns, int64_t min_count,
                       const std::string& what) {
   if (warm_ns_per_op <= 0 || warm_ns_per_op * static_cast<double>(full) <= budget_ns) return full;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -58,6 +59,15 @@ int64_t warmup_count(int64_t count);
 void report(std::string_view workload, std::string_view impl, std::string_view mode, int64_t param,
             double ns_per_op, int64_t ops);
 void print_lines(bool on);
+
+// W5 for one implementation, the same way for all: a full-size warm-up round
+// of arm_cancel_fire (it grows the heap to its final size, so the measured
+// round pays for allocations, not for first-touch page faults of a fresh
+// process, expensive in VMs), then the measured arm_cancel and rearm lines.
+// arm_cancel_fire(timers) and rearm(others, rearms) return ns per operation.
+void report_timers(std::string_view impl, const Counts& counts,
+                   const std::function<double(int64_t)>& arm_cancel_fire,
+                   const std::function<double(int64_t, int64_t)>& rearm);
 
 // Diagnostics go to stderr, never stdout, so stdout stays machine-readable.
 // A newline is added.
