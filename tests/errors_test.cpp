@@ -221,6 +221,53 @@ TEST(BackendChoiceTest, BogusEnvironmentBackendThrows) {
   }
 }
 
+// AIOLOOP_IO_URING_POLL picks the io_uring monitor's poll requests; any
+// value but oneshot or multishot is an error, for a forced io_uring and for
+// the automatic choice alike (never a quiet fallback to epoll).
+TEST(BackendChoiceTest, BogusIoUringPollModeThrows) {
+  if (!backend_compiled_in(Backend::io_uring)) GTEST_SKIP() << "io_uring not built in";
+  ScopedEnv backend_env("AIOLOOP_BACKEND", "");
+  ScopedEnv env("AIOLOOP_IO_URING_POLL", "sometimes");
+  for (Backend backend : {Backend::automatic, Backend::io_uring}) {
+    try {
+      auto context = Context::create({.backend = backend});
+      FAIL() << "Context::create() accepted AIOLOOP_IO_URING_POLL=sometimes";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code().value(), EINVAL);
+      EXPECT_NE(std::string(e.what()).find("sometimes"), std::string::npos) << e.what();
+    }
+  }
+  // The other monitors do not read it.
+  EXPECT_EQ(Context::create({.backend = Backend::epoll})->backend(), Backend::epoll);
+}
+
+// Both io_uring poll modes run handlers level-triggered: a pipe left full is
+// reported in every iteration, and once drained no more.
+TEST(BackendChoiceTest, BothIoUringPollModesAreLevelTriggered) {
+  if (!backend_compiled_in(Backend::io_uring)) GTEST_SKIP() << "io_uring not built in";
+  for (const char* mode : {"oneshot", "multishot"}) {
+    ScopedEnv env("AIOLOOP_IO_URING_POLL", mode);
+    std::shared_ptr<Context> context;
+    try {
+      context = Context::create({.backend = Backend::io_uring});
+    } catch (const Error& e) {
+      GTEST_SKIP() << "the kernel refused io_uring: " << e.what();
+    }
+    Pipe pipe;
+    int reads = 0;
+    ASSERT_FALSE(context->set_fd_handler(pipe.read_fd, ReadHandler([&] { ++reads; })));
+    pipe.Fill();
+    for (int i = 1; i <= 4; ++i) {
+      EXPECT_TRUE(context->poll(false)) << mode;
+      EXPECT_EQ(reads, i) << mode;
+    }
+    pipe.Drain();
+    EXPECT_FALSE(context->poll(false)) << mode;
+    EXPECT_EQ(reads, 4) << mode;
+    context->remove_fd_handler(pipe.read_fd);
+  }
+}
+
 // DESIGN "Fd monitors": `AIOLOOP_BACKEND=poll` forces the poll monitor.
 TEST(BackendChoiceTest, EnvironmentForcesAMonitor) {
   ScopedEnv env("AIOLOOP_BACKEND", "poll");

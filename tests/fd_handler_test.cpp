@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Fd handlers on pipes and socket pairs: read, write, hang-up and error
 // delivery, replacement, removal from callbacks, and nested iterations.
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,6 +60,41 @@ TEST_P(FdHandlerTest, HandlersAreLevelTriggered) {
   pipe.Drain();
   EXPECT_FALSE(ctx().poll(false));
   EXPECT_EQ(reads, 3);
+}
+
+// A handler that makes its own fd ready again (WORKLOADS W4's self-ping) is
+// dispatched once per iteration; when it stops, the fd is drained and
+// nothing more is reported. Under multishot io_uring the new event is
+// already in the completion queue and replaces the level check.
+TEST_P(FdHandlerTest, SelfPingingHandlerRunsOncePerIteration) {
+  const int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  ASSERT_GE(efd, 0);
+  int reads = 0;
+  bool ping = true;
+  ASSERT_FALSE(ctx().set_fd_handler(
+      efd, ReadHandler([&] {
+        ++reads;
+        uint64_t value = 0;
+        EXPECT_EQ(read(efd, &value, sizeof value), static_cast<ssize_t>(sizeof value));
+        value = 1;
+        if (ping) {
+          EXPECT_EQ(write(efd, &value, sizeof value), static_cast<ssize_t>(sizeof value));
+        }
+      })));
+  const uint64_t one = 1;
+  ASSERT_EQ(write(efd, &one, sizeof one), static_cast<ssize_t>(sizeof one));
+  for (int i = 1; i <= 100; ++i) {
+    ASSERT_TRUE(ctx().poll(true));
+    ASSERT_EQ(reads, i) << "exactly one dispatch per iteration";
+  }
+  ping = false;
+  EXPECT_TRUE(ctx().poll(false));
+  EXPECT_EQ(reads, 101);
+  EXPECT_FALSE(ctx().poll(false)) << "drained: no more events";
+  EXPECT_FALSE(ctx().poll(false));
+  EXPECT_EQ(reads, 101);
+  ctx().remove_fd_handler(efd);
+  close(efd);
 }
 
 // DESIGN "Fd handler": the `write` callback runs when the fd is writable.

@@ -96,6 +96,12 @@ std::unique_ptr<FdMonitor> make_monitor(Backend requested, MonitorHost& host) {
       backend = *parsed;
     }
   }
+#if AIOLOOP_HAVE_IO_URING
+  // A bad value is the user's error, not the kernel refusing io_uring: it
+  // must not turn into a quiet fallback to epoll.
+  if (backend == Backend::automatic || backend == Backend::io_uring)
+    (void)io_uring_multishot_wanted();
+#endif
   if (backend != Backend::automatic) return make_one(backend, host);  // forced: no fallback
 
   for (Backend candidate : {Backend::io_uring, Backend::epoll}) {

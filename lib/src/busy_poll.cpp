@@ -69,7 +69,13 @@ bool ContextImpl::busy_poll(int64_t* timeout_ns) {
   if (!poll_started_ && poll_set_started(true)) hit = true;
   while (!hit) {
     progress |= poll_round(*this, poll_set_, &hit, now_ns);
-    if (hit || monitor_->need_wait()) break;
+    if (hit) break;
+    if (monitor_->need_wait()) {
+      // Completions arrived (io_uring). Take them: only an event ends
+      // polling; a cancelled request's last completion, say, must not.
+      monitor_->wait(0);
+      if (!ready_.empty()) break;
+    }
     // Hand queued requests (io_uring re-arms) to the kernel without leaving
     // busy polling; a no-op for the other monitors.
     monitor_->flush();
@@ -78,7 +84,7 @@ bool ContextImpl::busy_poll(int64_t* timeout_ns) {
   }
   // Completions the monitor collected while we polled (io_uring watches
   // every fd meanwhile) are work that polling found, too.
-  hit = hit || monitor_->need_wait();
+  hit = hit || !ready_.empty() || monitor_->need_wait();
   if (hit) stat_busy_hits_.add();
   AIOLOOP_TRACE(busy_poll_stop, this, hit, now_ns - start_ns);
   if (hit) {

@@ -123,6 +123,7 @@ class ContextImpl final : public Context, public MonitorHost {
   void for_each_live(void (*fn)(HandlerNode*, void*), void* arg) override;
   HandlerNode* handler_for_fd(int fd) const override { return handler_for(fd); }
   void unref(HandlerNode* node) override;
+  uint64_t dispatch_walks() const override { return dispatch_walks_; }
 
   // Whether the handler must be left alone now (suspended external).
   bool suspended(const HandlerNode* node) const {
@@ -157,6 +158,9 @@ class ContextImpl final : public Context, public MonitorHost {
   IntrusiveList<HandlerNode, LiveTag> live_;
   IntrusiveList<HandlerNode, GraveyardTag> graveyard_;
   IntrusiveList<HandlerNode, ReadyTag> ready_;
+  // Walks of a non-empty ready list started so far, plus one (0 means
+  // "before any walk" to a monitor).
+  uint64_t dispatch_walks_ = 1;
   int walkers_ = 0;
   // Live handlers (internal one included) without a poll callback: with the
   // poll and epoll monitors they forbid busy polling and skipping the wait.

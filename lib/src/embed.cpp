@@ -18,7 +18,7 @@ int64_t Context::embed_prepare() {
   self.assert_home();
   // The outer loop decides when to block: leave busy-poll mode properly.
   if (self.poll_started_) self.poll_set_started(false);
-  self.monitor_->flush();
+  self.monitor_->embed_prepare();
   self.notify_me_.store(self.notify_me_.load(std::memory_order_relaxed) | 1u,
                         std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);

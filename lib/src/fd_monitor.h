@@ -30,6 +30,10 @@ class MonitorHost {
   virtual void for_each_live(void (*fn)(HandlerNode*, void*), void* arg) = 0;
   // Drops a reference a monitor held on node (may free it).
   virtual void unref(HandlerNode* node) = 0;
+  // Counts the walks of the ready list that have begun (never 0): a handler
+  // put on the ready list when this read n has been dispatched (or dropped)
+  // once it reads more than n.
+  virtual uint64_t dispatch_walks() const = 0;
 
  protected:
   ~MonitorHost() = default;
@@ -68,6 +72,10 @@ class FdMonitor {
   // polling loop does not have to leave polling to submit.
   virtual void flush() {}
 
+  // An outer loop is about to wait (embedding): like flush(), but a monitor
+  // may first take what the kernel already reported.
+  virtual void embed_prepare() { flush(); }
+
   // external_disabled() changed (0 <-> non-zero nesting count).
   virtual void external_changed() {}
 
@@ -84,5 +92,10 @@ class FdMonitor {
 std::unique_ptr<FdMonitor> make_poll_monitor(MonitorHost& host);
 std::unique_ptr<FdMonitor> make_epoll_monitor(MonitorHost& host);
 std::unique_ptr<FdMonitor> make_io_uring_monitor(MonitorHost& host);
+
+// AIOLOOP_IO_URING_POLL=oneshot|multishot (unset: multishot where the
+// kernel has it): which poll requests the io_uring monitor uses. Throws
+// Error (EINVAL) for any other value.
+bool io_uring_multishot_wanted();
 
 }  // namespace aioloop::detail

@@ -1,19 +1,40 @@
 // SPDX-License-Identifier: MIT
 // The io_uring fd monitor (liburing).
 //
-// Each watched fd has one one-shot IORING_OP_POLL_ADD request. When it
-// completes, the handler goes on the ready list and a new request is queued
-// at once; it reaches the kernel with the next submission, which happens
-// after the handler has run, so an fd the handler drained is not reported
-// again and one it left readable is: level-triggered, like poll(2).
-// Multishot poll would save the re-arm but is edge-triggered, and an
-// edge-triggered loop under level-triggered users loses wake-ups.
+// Each watched fd has one multishot IORING_OP_POLL_ADD request. Multishot
+// poll is edge-triggered: the kernel posts a completion when the fd's wait
+// queue is woken, not while the fd stays ready. Our handlers are promised
+// level-triggered behaviour, so an fd whose handler left it readable must be
+// reported again although nothing woke it. We keep that promise with a level
+// check: after a handler's event has been collected, the next submission
+// carries an IORING_OP_POLL_REMOVE update of its request, which re-arms it
+// and so polls the fd once more; a still-ready fd completes at once, inside
+// the same system call as the wait. The check is skipped when a newer event
+// for the fd is already in the completion queue when we are about to
+// submit: that event is dispatched in turn and checked after its own run.
+// So a handler that makes its own fd ready again (or any fd that keeps
+// being woken) costs no system call at all per event: the completion was
+// posted on the way out of the handler's write(). W4 (a self-pinging
+// eventfd) drops from three system calls per iteration to two.
 //
-// Requests are tagged (fd << 32 | generation), never with a pointer. A
-// completion whose tag does not match the fd's current registration belongs
-// to a removed or replaced handler and is dropped, so a removal racing an
-// in-flight completion can never touch freed memory, and nothing has to be
-// kept alive for the kernel. Generation 0 marks our own cancel requests.
+// "After it has run" is exact: the context counts the walks of its ready
+// list, and a handler's check is due once a walk has begun since its last
+// event was collected. (A callback of that walk may poll() nested and so
+// check a handler the walk has not reached yet: the check finds the fd
+// ready and reports it again, which changes nothing.)
+//
+// Kernels without IORING_FEAT_CQE_SKIP (before 5.17), or
+// AIOLOOP_IO_URING_POLL=oneshot, use one-shot requests instead, re-armed
+// after each completion: the re-arm reaches the kernel with the next
+// submission, after the handler has run, so it is the level check itself.
+//
+// Requests are tagged (fd << 32 | arm number), never with a pointer. Each
+// arm gets a new number, so a completion whose tag is not the fd's current
+// one belongs to a removed, replaced or cancelled request and is dropped: a
+// removal racing an in-flight completion can never touch freed memory, and
+// nothing has to be kept alive for the kernel. Tag 0 marks requests whose
+// completions we ignore (cancels); bit 31 of the arm number marks level
+// checks, which post a completion only when they fail.
 //
 // Submission is batched into the wait: io_uring_submit_and_wait_timeout()
 // submits the queued requests and waits with a nanosecond timeout in one
@@ -27,11 +48,14 @@
 // interrupts a running thread; IORING_SETUP_TASKRUN_FLAG raises
 // IORING_SQ_TASKRUN in shared memory instead, which need_wait() reads while
 // polling and reap() answers by entering the kernel. A thread asleep in a
-// wait (ours, or GLib's poll() on the ring fd) is still woken as before.
+// wait (ours, or GLib's poll() on the ring fd) is still woken as before, and
+// task work raised by our own system calls runs on their way out.
 #include <errno.h>
 #include <liburing.h>
 #include <poll.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "error_util.h"
@@ -44,18 +68,40 @@ namespace aioloop::detail {
 namespace {
 
 constexpr unsigned kRingEntries = 256;
-// Completions can outnumber submissions in flight only by the cancel
-// requests; a large CQ keeps overflow rare, and IORING_FEAT_NODROP keeps it
-// lossless when it happens (drained in reap()).
+// A multishot request can post many completions between two reaps; a large
+// CQ keeps overflow rare, and IORING_FEAT_NODROP keeps it lossless when it
+// happens (drained in reap(); a multishot request the overflow ended is
+// armed again).
 constexpr unsigned kCqEntries = 8192;
+constexpr uint32_t kLevelCheckBit = 1u << 31;
+// A request holds its file, not its fd number: after close(fd) an update
+// keeps polling the old file, which may stay ready for ever (a hung-up pipe,
+// a socket nobody reads any more) and make the loop spin. So a level check
+// after a hang-up or error, and every kUpdatesPerNewRequest-th check, is
+// done by cancelling the request and arming a new one by number instead,
+// which fails with EBADF for a closed fd. It costs a cancellation and a
+// completion more than an update, so not every time.
+constexpr uint8_t kUpdatesPerNewRequest = 64;
 
-uint64_t tag(int fd, uint32_t generation) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(fd)) << 32) | generation;
+uint64_t tag(int fd, uint32_t arm) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(fd)) << 32) | arm;
 }
+
+}  // namespace
+
+bool io_uring_multishot_wanted() {
+  const char* env = std::getenv("AIOLOOP_IO_URING_POLL");
+  if (!env || !*env || std::strcmp(env, "multishot") == 0) return true;
+  if (std::strcmp(env, "oneshot") == 0) return false;
+  throw make_error(EINVAL, _("AIOLOOP_IO_URING_POLL=%s is not one of oneshot, multishot"), env);
+}
+
+namespace {
 
 class IoUringMonitor final : public FdMonitor {
  public:
   explicit IoUringMonitor(MonitorHost& host) : host_(host) {
+    const bool want_multishot = io_uring_multishot_wanted();
     io_uring_params params{};
     params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     params.cq_entries = kCqEntries;
@@ -81,12 +127,16 @@ class IoUringMonitor final : public FdMonitor {
     }
     io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
     const bool poll_ok = probe && io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
-                         io_uring_opcode_supported(probe, IORING_OP_POLL_REMOVE);
+                         io_uring_opcode_supported(probe, IORING_OP_POLL_REMOVE) &&
+                         io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL);
     if (probe) io_uring_free_probe(probe);
     if (!poll_ok) {
       io_uring_queue_exit(&ring_);
       throw make_error(ENOTSUP, "%s", _("this kernel's io_uring cannot poll file descriptors"));
     }
+    // Multishot poll and poll updates came in 5.13, skipped completions in
+    // 5.17: the feature bit stands for all three.
+    multishot_ = want_multishot && (params.features & IORING_FEAT_CQE_SKIP);
   }
 
   ~IoUringMonitor() override { io_uring_queue_exit(&ring_); }
@@ -100,10 +150,11 @@ class IoUringMonitor final : public FdMonitor {
   }
 
   bool has_unsubmitted() const override {
-    return io_uring_sq_ready(&ring_) > 0 || !backlog_.empty();
+    return io_uring_sq_ready(&ring_) > 0 || !backlog_.empty() || !level_checks_.empty();
   }
 
   void flush() override {
+    begin_submission(false);
     if (io_uring_sq_ready(&ring_) > 0 || !backlog_.empty()) submit();
   }
 
@@ -112,14 +163,11 @@ class IoUringMonitor final : public FdMonitor {
     // events: the request in flight holds the file the old fd referred to,
     // and the number may now name another one.
     if (old_node && old_node->monitor_tag != 0) {
-      if (old_node->monitor_events != 0) cancel(old_node);
+      if (old_node->monitor_events != 0) cancel(old_node->fd, old_node->monitor_tag);
       old_node->monitor_tag = 0;
+      old_node->monitor_events = 0;
     }
-    if (new_node && new_node->interest != 0) {
-      if (++generation_ == 0) ++generation_;  // 0 is reserved for cancels
-      new_node->monitor_tag = generation_;
-      arm(new_node);
-    }
+    if (new_node && new_node->interest != 0) arm(new_node);
     return {};
   }
 
@@ -128,12 +176,19 @@ class IoUringMonitor final : public FdMonitor {
     return {&embed_, 1};
   }
 
+  // An outer loop is about to poll the ring fd: events the last dispatch
+  // made (already in the CQ) spare their level checks, as in wait().
+  void embed_prepare() override {
+    begin_submission(true);
+    if (io_uring_sq_ready(&ring_) > 0 || !backlog_.empty()) submit();
+  }
+
   // The ring fd is readable while completions wait in the CQ; they are in
   // shared memory, so collecting them needs no system call.
   void embed_check(std::span<const short>) override { reap(); }
 
   void external_changed() override {
-    if (host_.external_disabled()) return;  // suspension is lazy (see reap)
+    if (host_.external_disabled()) return;  // suspension is lazy (see complete)
     for (int fd : suspended_) {
       HandlerNode* node = host_.handler_for_fd(fd);
       if (!node || !node->monitor_suspended) continue;
@@ -144,8 +199,9 @@ class IoUringMonitor final : public FdMonitor {
   }
 
   void wait(int64_t timeout_ns) override {
+    if (begin_submission(true)) timeout_ns = 0;
     if (timeout_ns == 0) {
-      flush();
+      if (io_uring_sq_ready(&ring_) > 0 || !backlog_.empty()) submit();
     } else {
       wait_through_signals(timeout_ns, [&](int64_t remaining_ns) {
         while (!backlog_.empty()) submit();
@@ -157,7 +213,15 @@ class IoUringMonitor final : public FdMonitor {
           __kernel_timespec ts{remaining_ns / 1000000000, remaining_ns % 1000000000};
           ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
         }
-        if (io_uring_cq_ready(&ring_) > 0) return false;
+        if (io_uring_cq_ready(&ring_) > 0) {
+          // Completions that tell the loop nothing (a cancelled request's
+          // last one, an event of a suspended handler) do not end the wait.
+          const uint64_t before = news_;
+          reap();
+          if (news_ != before || remaining_ns == 0) return false;
+          if (multishot_) queue_level_checks();  // checks to make again go with the retry
+          return true;
+        }
         // io_uring_enter() returns how many requests it submitted even when
         // a signal then cut its wait short, so a non-negative result with
         // no completion is an interruption too, unless the time is up.
@@ -168,6 +232,27 @@ class IoUringMonitor final : public FdMonitor {
   }
 
  private:
+  // A submission point: the level checks that are due go into the queue.
+  // With take_posted, completions already posted are taken first: an event
+  // newer than the one a handler just ran for makes that handler's check
+  // unnecessary. Not for one-shot requests: their re-arms are the checks,
+  // and taking a completion now would send its re-arm before the handler
+  // has run, to complete at once and be dispatched twice.
+  // Returns whether it took an event: the wait that follows must not block.
+  bool begin_submission(bool take_posted) {
+    if (!multishot_) return false;
+    const uint64_t before = news_;
+    if (take_posted) collect();
+    queue_level_checks();
+    return news_ != before;
+  }
+
+  uint32_t next_arm_number() {
+    arm_number_ = (arm_number_ + 1) & ~kLevelCheckBit;
+    if (arm_number_ == 0) arm_number_ = 1;  // 0 is reserved for ignored completions
+    return arm_number_;
+  }
+
   io_uring_sqe* get_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (!sqe && !reaping_) {
@@ -181,44 +266,145 @@ class IoUringMonitor final : public FdMonitor {
     return sqe;
   }
 
+  // Requests that found no room in the submission queue, in order.
+  enum class Op : uint8_t { arm, cancel, level_check };
+  struct Pending {
+    Op op;
+    int fd;
+    uint32_t arm_number;
+  };
+
   void submit() {
     io_uring_submit(&ring_);
-    // Requests that found no room earlier.
-    while (!backlog_.empty()) {
-      HandlerNode* node = host_.handler_for_fd(backlog_.back());
+    size_t done = 0;
+    for (; done < backlog_.size(); ++done) {
       io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
       if (!sqe) break;
-      backlog_.pop_back();
-      if (node && node->monitor_tag != 0 && node->monitor_events == 0 && !node->monitor_suspended) {
+      const Pending& p = backlog_[done];
+      HandlerNode* node = host_.handler_for_fd(p.fd);
+      const bool current = node && node->monitor_tag == p.arm_number && node->monitor_events != 0;
+      if (p.op == Op::cancel) {
+        prep_cancel(sqe, p.fd, p.arm_number);
+      } else if (p.op == Op::arm && current) {
         prep_poll(sqe, node);
+      } else if (p.op == Op::level_check && current) {
+        prep_level_check(sqe, node);
       } else {
-        io_uring_prep_nop(sqe);
+        io_uring_prep_nop(sqe);  // overtaken by a removal or replacement
         io_uring_sqe_set_data64(sqe, 0);
       }
     }
+    backlog_.erase(backlog_.begin(), backlog_.begin() + static_cast<ptrdiff_t>(done));
     if (io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
   }
 
   void prep_poll(io_uring_sqe* sqe, HandlerNode* node) {
-    io_uring_prep_poll_add(sqe, node->fd, node->interest);
+    if (multishot_) {
+      io_uring_prep_poll_multishot(sqe, node->fd, node->interest);
+    } else {
+      io_uring_prep_poll_add(sqe, node->fd, node->interest);
+    }
     io_uring_sqe_set_data64(sqe, tag(node->fd, static_cast<uint32_t>(node->monitor_tag)));
-    node->monitor_events = node->interest;
+  }
+
+  // Re-arms the multishot request with the same events: the kernel polls
+  // the fd again and posts a completion at once if it is ready. Success
+  // posts nothing; a failure posts one, tagged with kLevelCheckBit.
+  void prep_level_check(io_uring_sqe* sqe, HandlerNode* node) {
+    const uint64_t request = tag(node->fd, static_cast<uint32_t>(node->monitor_tag));
+    // The new user_data must be 0 unless it is updated too (EINVAL).
+    io_uring_prep_poll_update(sqe, request, 0, node->interest,
+                              IORING_POLL_UPDATE_EVENTS | IORING_POLL_ADD_MULTI);
+    io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+    io_uring_sqe_set_data64(
+        sqe, tag(node->fd, static_cast<uint32_t>(node->monitor_tag) | kLevelCheckBit));
+  }
+
+  // IORING_OP_ASYNC_CANCEL, not POLL_REMOVE: a removal fails (EALREADY)
+  // while a wake-up of the request is being processed, and a multishot
+  // request that survives its cancellation would post stale completions
+  // for ever (we measured hundreds per event in W3). A cancel marks the
+  // request so that whoever owns it at the moment ends it.
+  void prep_cancel(io_uring_sqe* sqe, int fd, uint32_t arm_number) {
+    io_uring_prep_cancel64(sqe, tag(fd, arm_number), 0);
+    if (multishot_) io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+    io_uring_sqe_set_data64(sqe, 0);
   }
 
   void arm(HandlerNode* node) {
+    node->monitor_tag = next_arm_number();
+    node->monitor_events = node->interest;
     if (io_uring_sqe* sqe = get_sqe()) {
       prep_poll(sqe, node);
     } else {
-      backlog_.push_back(node->fd);  // the kernel refused to take the batch
+      backlog_.push_back({Op::arm, node->fd, static_cast<uint32_t>(node->monitor_tag)});
     }
   }
 
-  void cancel(HandlerNode* node) {
-    io_uring_sqe* sqe = get_sqe();
-    if (!sqe) return;  // its completion will be dropped as stale anyway
-    io_uring_prep_poll_remove(sqe, tag(node->fd, static_cast<uint32_t>(node->monitor_tag)));
-    io_uring_sqe_set_data64(sqe, 0);
-    node->monitor_events = 0;
+  void cancel(int fd, uint64_t arm_number) {
+    const auto number = static_cast<uint32_t>(arm_number);
+    if (io_uring_sqe* sqe = get_sqe()) {
+      prep_cancel(sqe, fd, number);
+    } else {
+      // A request nobody cancels would hold its file until the ring goes.
+      backlog_.push_back({Op::cancel, fd, number});
+    }
+  }
+
+  // The fd's handler got an event in this round: check its level after it
+  // has run, unless a newer event comes first. An event postpones a check
+  // that is due only if it reported every event the handler waits for: a
+  // socket's "readable" says nothing about whether it is still writable.
+  void want_level_check(HandlerNode* node, bool covers_interest = true) {
+    if (node->monitor_queued) {
+      if (covers_interest) node->monitor_round = host_.dispatch_walks();
+      return;
+    }
+    node->monitor_round = host_.dispatch_walks();
+    node->monitor_queued = true;
+    level_checks_.push_back(node->fd);
+  }
+
+  // A check that has to be made again (it failed, or the kernel ended the
+  // request): nothing of the handler's is waiting to run, so it is due at
+  // once, before the wait blocks again.
+  void redo_level_check(HandlerNode* node) {
+    want_level_check(node, false);
+    node->monitor_round = 0;
+  }
+
+  // Queues the level checks that are due: those whose handler has run
+  // since its last event was collected.
+  void queue_level_checks() {
+    const uint64_t walks = host_.dispatch_walks();
+    size_t kept = 0;
+    for (int fd : level_checks_) {
+      HandlerNode* node = host_.handler_for_fd(fd);
+      if (!node || !node->monitor_queued) continue;  // removed, replaced, or seen twice
+      if (node->monitor_round >= walks) {
+        level_checks_[kept++] = fd;  // its newest event has not been dispatched yet
+        continue;
+      }
+      node->monitor_queued = false;
+      if (node->monitor_tag == 0 || node->monitor_suspended) continue;
+      if (node->monitor_events != 0 &&
+          (node->monitor_replace || ++node->monitor_updates >= kUpdatesPerNewRequest)) {
+        cancel(fd, node->monitor_tag);
+        node->monitor_events = 0;
+      }
+      if (node->monitor_events == 0) {
+        // A new request polls the fd as it arms, and finds the fd by its
+        // number: a closed fd fails with EBADF.
+        node->monitor_replace = false;
+        node->monitor_updates = 0;
+        arm(node);
+      } else if (io_uring_sqe* sqe = get_sqe()) {
+        prep_level_check(sqe, node);
+      } else {
+        backlog_.push_back({Op::level_check, fd, static_cast<uint32_t>(node->monitor_tag)});
+      }
+    }
+    level_checks_.resize(kept);
   }
 
   // Completions the kernel has but cannot post until our thread enters it
@@ -227,55 +413,105 @@ class IoUringMonitor final : public FdMonitor {
     return IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN;
   }
 
+  // Takes the completions already in the CQ, without entering the kernel.
+  void collect() {
+    reaping_ = true;
+    const unsigned head = *ring_.cq.khead;
+    const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
+    for (unsigned i = head; i != tail; ++i) {
+      const io_uring_cqe& cqe = ring_.cq.cqes[io_uring_cqe_index(&ring_, i, ring_.cq.ring_mask)];
+      if (complete(cqe)) ++news_;
+    }
+    io_uring_cq_advance(&ring_, tail - head);
+    reaping_ = false;
+  }
+
   void reap() {
     if (task_work_pending()) io_uring_get_events(&ring_);
-    reaping_ = true;
     for (;;) {
       // Only what is there now: the kernel may keep adding completions.
-      const unsigned head = *ring_.cq.khead;
-      const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
-      for (unsigned i = head; i != tail; ++i) {
-        const io_uring_cqe& cqe = ring_.cq.cqes[io_uring_cqe_index(&ring_, i, ring_.cq.ring_mask)];
-        complete(cqe.user_data, cqe.res);
-      }
-      io_uring_cq_advance(&ring_, tail - head);
+      collect();
       // With the CQ full the kernel parks further completions (NODROP);
       // they are moved into the ring once there is room and we ask.
       if (!io_uring_cq_has_overflow(&ring_)) break;
       io_uring_get_events(&ring_);
     }
-    reaping_ = false;
   }
 
-  void complete(uint64_t user_data, int res) {
-    const uint32_t generation = static_cast<uint32_t>(user_data);
-    if (generation == 0) return;  // a cancel request's own completion
-    const int fd = static_cast<int>(user_data >> 32);
+  // Returns whether the completion is news for the loop: an event, a
+  // closed fd, or a check that must be submitted again.
+  bool complete(const io_uring_cqe& cqe) {
+    const auto number = static_cast<uint32_t>(cqe.user_data);
+    if (number == 0) return false;  // a cancel request's own completion
+    const int fd = static_cast<int>(cqe.user_data >> 32);
     HandlerNode* node = host_.handler_for_fd(fd);
-    if (!node || node->monitor_tag != generation) return;  // stale
-    node->monitor_events = 0;
+    if (number & kLevelCheckBit) {
+      // A level check failed. ENOENT: the request had ended, and its last
+      // completion (handled below) arms a new one. EALREADY: an event was
+      // being posted meanwhile; check again at the next chance. Anything
+      // else: replace the request, since arming a new one checks too.
+      if (!node || node->monitor_tag != (number & ~kLevelCheckBit) || cqe.res == -ENOENT) {
+        return false;
+      }
+      if (cqe.res != -EALREADY) {
+        cancel(fd, node->monitor_tag);
+        node->monitor_tag = next_arm_number();
+        node->monitor_events = 0;
+      }
+      redo_level_check(node);
+      return false;
+    }
+    if (!node || node->monitor_tag != number) return false;  // stale
+    const bool more = multishot_ && (cqe.flags & IORING_CQE_F_MORE);
+    if (!more) node->monitor_events = 0;
+    const int res = cqe.res;
     if (res < 0) {
+      if (res == -ECANCELED) {
+        // Ended by the kernel (e.g. the task's requests were cancelled),
+        // not by us: ours carry a tag no handler has any more.
+        if (multishot_) {
+          redo_level_check(node);
+        } else {
+          arm(node);
+        }
+        return false;
+      }
       // EBADF: the fd was closed before the request reached the kernel.
       // Re-arming would fail forever; the handler stays registered, unwatched.
-      if (res != -ECANCELED) host_.mark_invalid(node);
-      return;
+      host_.mark_invalid(node);
+      return true;
     }
     if (node->cb.external && host_.external_disabled()) {
-      // Not re-armed while suspended: a ready external fd cannot spin us.
+      // Not watched while suspended: a ready external fd cannot spin us. A
+      // multishot request is cancelled under a tag no completion will match.
+      if (more) {
+        cancel(fd, node->monitor_tag);
+        node->monitor_events = 0;
+      }
+      node->monitor_tag = next_arm_number();
       node->monitor_suspended = true;
       suspended_.push_back(fd);
-      return;
+      return false;
     }
     host_.mark_ready(node, static_cast<uint32_t>(res));
-    arm(node);
+    if (multishot_) {
+      if (res & (POLLHUP | POLLERR)) node->monitor_replace = true;
+      want_level_check(node, (static_cast<uint32_t>(res) & node->interest) == node->interest);
+    } else {
+      arm(node);
+    }
+    return true;
   }
 
   MonitorHost& host_;
   io_uring ring_{};
-  uint32_t generation_ = 0;
+  bool multishot_ = false;
+  uint32_t arm_number_ = 0;
+  uint64_t news_ = 0;  // completions complete() found to be news
   bool reaping_ = false;
   EmbedFd embed_{};
-  std::vector<int> backlog_;
+  std::vector<Pending> backlog_;
+  std::vector<int> level_checks_;
   std::vector<int> suspended_;
 };
 

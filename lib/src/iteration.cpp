@@ -69,6 +69,12 @@ bool ContextImpl::poll_impl(bool blocking) {
     // submits them in the same system call anyway.
     monitor_->flush();
   }
+  if (timeout != 0 && ready_.empty() && monitor_->need_wait()) {
+    // Completions already in memory (io_uring): take them first. Only
+    // events among them are a reason not to busy poll or block; a cancelled
+    // request's last completion is not.
+    monitor_->wait(0);
+  }
   if (timeout != 0 && busy_poll_eligible()) {
     progress = busy_poll(&timeout);
     polled_everything = without_poll_ == 0 && poll_set_live_ == pollable_live_;
@@ -85,8 +91,8 @@ bool ContextImpl::poll_impl(bool blocking) {
     // window between a device's last check and re-enabled notifications.
     if (poll_set_started(false)) timeout = 0;
   }
-  // Events already collected, or completions already in memory: nothing
-  // to block for.
+  // Events already collected, or completions still arriving: nothing to
+  // block for.
   if (timeout != 0 && (!ready_.empty() || monitor_->need_wait())) timeout = 0;
 
   bool announced = false;
@@ -136,6 +142,7 @@ bool ContextImpl::dispatch() noexcept {
 
 bool ContextImpl::dispatch_ready() noexcept {
   if (ready_.empty()) return false;
+  ++dispatch_walks_;
   bool progress = false;
   const bool track_pollers = poll_max_ns_ > 0;
   const int64_t now_ns = track_pollers ? poll_clock_ns() : 0;
