@@ -10,6 +10,18 @@
 // (EPOLL_CTL_DEL, not a zero event mask: epoll reports HUP and ERR even for
 // an empty mask, and a hung-up fd would make the loop spin) and put back
 // when the suspension ends.
+//
+// Embedding. An outer loop (GLib) that polls the epoll fd learns only that
+// something is ready; check() must then ask epoll_wait() what, a system
+// call per event on top of the outer poll(), and polling an epoll fd costs
+// the outer poll() more than polling an eventfd or a socket. So while a
+// context has at most kDirectEmbedMax watched handlers (its own notifier
+// counts), the outer loop is shown their fds directly, as under the poll
+// monitor, and its revents are the events: W3 through GLib then costs what
+// GLib's own fd sources cost. The epoll set stays as it is meanwhile, so a
+// native poll() (say, nested in a callback) still works, and above the
+// threshold the outer loop is shown the epoll fd again, whose cost does
+// not grow with the number of fds.
 #include <errno.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -29,6 +41,11 @@ namespace {
 
 // node->monitor_tag: 1 while the fd is in the epoll set on the node's behalf.
 constexpr uint64_t kInSet = 1;
+// Each fd shown directly costs the outer poll() one file lookup and one
+// poll callback (tens of ns); the epoll fd costs one poll callback that
+// locks the epoll instance, plus an epoll_wait() (about 1.2 us here)
+// whenever something is ready. Eight fds stay well below that.
+constexpr size_t kDirectEmbedMax = 8;
 
 class EpollMonitor final : public FdMonitor {
  public:
@@ -38,13 +55,22 @@ class EpollMonitor final : public FdMonitor {
       int err = errno;
       throw make_error(err, "%s", _("cannot create an epoll instance"));
     }
-    embed_ = EmbedFd{epfd_, POLLIN};
   }
   ~EpollMonitor() override { close(epfd_); }
 
   Backend backend() const override { return Backend::epoll; }
 
   std::error_code update(HandlerNode* old_node, HandlerNode* new_node) override {
+    std::error_code ec = update_set(old_node, new_node);
+    if (!ec) {
+      if (old_node && old_node->interest != 0) --watched_;
+      if (new_node && new_node->interest != 0) ++watched_;
+      embed_dirty_ = true;
+    }
+    return ec;
+  }
+
+  std::error_code update_set(HandlerNode* old_node, HandlerNode* new_node) {
     const bool old_in = old_node && old_node->monitor_tag == kInSet;
     if (!new_node) {
       if (old_in) {
@@ -93,15 +119,42 @@ class EpollMonitor final : public FdMonitor {
     }
   }
 
-  std::span<const EmbedFd> embed_fds() override { return {&embed_, 1}; }
+  std::span<const EmbedFd> embed_fds() override {
+    if (embed_dirty_) rebuild_embed();
+    return embed_;
+  }
+
+  uint64_t embed_generation() override {
+    if (embed_dirty_) rebuild_embed();
+    return embed_generation_;
+  }
 
   void embed_check(std::span<const short> revents) override {
-    // The epoll fd is readable when any watched fd is ready; collect them
-    // without blocking.
-    if (revents.empty() || revents[0] != 0) wait(0);
+    if (!direct_) {
+      // The epoll fd is readable when any watched fd is ready; collect them
+      // without blocking.
+      if (revents.empty() || revents[0] != 0) wait(0);
+      return;
+    }
+    // The handlers may have changed since the outer loop took the list
+    // (GLib runs other sources in between): look each fd up afresh.
+    for (size_t i = 0; i < revents.size() && i < embed_.size(); ++i) {
+      if (!revents[i]) continue;
+      HandlerNode* node = host_.handler_for_fd(embed_[i].fd);
+      if (!node || node->interest == 0) continue;
+      if (node->cb.external && host_.external_disabled()) continue;
+      if (revents[i] & POLLNVAL) {
+        // Closed under us, which also dropped it from the epoll set.
+        host_.mark_invalid(node);
+        embed_dirty_ = true;
+        continue;
+      }
+      host_.mark_ready(node, static_cast<uint32_t>(static_cast<unsigned short>(revents[i])));
+    }
   }
 
   void external_changed() override {
+    embed_dirty_ = true;                    // suspended external fds are not shown directly
     if (host_.external_disabled()) return;  // suspension is lazy
     for (int fd : suspended_) {
       HandlerNode* node = host_.handler_for_fd(fd);
@@ -132,6 +185,25 @@ class EpollMonitor final : public FdMonitor {
     return errno_code(errno);
   }
 
+  void rebuild_embed() {
+    embed_dirty_ = false;
+    ++embed_generation_;
+    embed_.clear();
+    direct_ = watched_ <= kDirectEmbedMax;
+    if (!direct_) {
+      embed_.push_back(EmbedFd{epfd_, POLLIN});
+      return;
+    }
+    host_.for_each_live(&EpollMonitor::add_direct, this);
+  }
+
+  static void add_direct(HandlerNode* node, void* self_ptr) {
+    auto* self = static_cast<EpollMonitor*>(self_ptr);
+    if (node->invalid || node->interest == 0) return;
+    if (node->cb.external && self->host_.external_disabled()) return;
+    self->embed_.push_back(EmbedFd{node->fd, static_cast<short>(node->interest)});
+  }
+
   void suspend(HandlerNode* node) {
     (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, node->fd, nullptr);
     node->monitor_suspended = true;
@@ -155,7 +227,12 @@ class EpollMonitor final : public FdMonitor {
 
   MonitorHost& host_;
   int epfd_ = -1;
-  EmbedFd embed_{};
+  // What the outer loop watches: the epoll fd, or (direct_) the handlers' fds.
+  std::vector<EmbedFd> embed_;
+  uint64_t embed_generation_ = 0;
+  bool embed_dirty_ = true;
+  bool direct_ = false;
+  size_t watched_ = 0;  // handlers with events to watch
   std::vector<epoll_event> events_ = std::vector<epoll_event>(64);
   std::vector<int> suspended_;
   bool have_pwait2_ = true;
