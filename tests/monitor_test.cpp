@@ -259,9 +259,9 @@ TEST_P(MonitorTest, EmbeddedInABarePollLoop) {
   p.Fill();
   while (!watchdog.fired() && reads == 0) outer_iteration();
   EXPECT_EQ(reads, 1);
-  // poll, and epoll with few handlers: one per handler, + the notifier.
-  const size_t expected_fds = GetParam() == Backend::io_uring ? 1u : 2u;
-  EXPECT_EQ(ctx().embed_fds().size(), expected_fds);
+  // One per handler, + the notifier: under epoll and io_uring too, while
+  // there are few handlers (see FewAndManyHandlersEmbedded).
+  EXPECT_EQ(ctx().embed_fds().size(), 2u);
 
   // A timer, never early.
   int64_t fired_at = -1;
@@ -273,6 +273,58 @@ TEST_P(MonitorTest, EmbeddedInABarePollLoop) {
   EXPECT_GE(fired_at, deadline);
   EXPECT_FALSE(watchdog.fired());
   ctx().remove_fd_handler(p.read_fd);
+}
+
+// Under epoll and io_uring an outer loop is shown the handlers' fds while
+// there are at most 8 watched handlers (the notifier counts), and the one
+// epoll or ring fd beyond that; under poll always the handlers' fds. Events
+// arrive on both sides of the switch, both ways, and a native poll() in
+// between (which re-arms io_uring's requests) changes nothing.
+TEST_P(MonitorTest, FewAndManyHandlersEmbedded) {
+  auto outer_iteration = [&] {
+    const int64_t timeout_ns = ctx().embed_prepare();
+    std::vector<pollfd> fds;
+    for (const EmbedFd& f : ctx().embed_fds()) fds.push_back({f.fd, f.events, 0});
+    const int ms = timeout_ns < 0 ? 1000 : static_cast<int>((timeout_ns + 999999) / 1000000);
+    ::poll(fds.data(), fds.size(), ms);
+    std::vector<short> revents;
+    for (const pollfd& f : fds) revents.push_back(f.revents);
+    if (ctx().embed_check(revents)) ctx().embed_dispatch();
+  };
+  constexpr int kPipes = 12;
+  std::vector<std::unique_ptr<Pipe>> pipes;
+  std::vector<int> reads(kPipes, 0);
+  for (int i = 0; i < kPipes; ++i) {
+    pipes.push_back(std::make_unique<Pipe>());
+    FdHandler h;
+    h.read = [&, i] {
+      ++reads[i];
+      pipes[i]->Drain();
+    };
+    ASSERT_FALSE(ctx().set_fd_handler(pipes[i]->read_fd, std::move(h)));
+    const size_t shown = ctx().embed_fds().size();
+    if (GetParam() == Backend::poll || i + 2 <= 8) {
+      EXPECT_EQ(shown, static_cast<size_t>(i + 2)) << i + 1 << " handlers";
+    } else {
+      EXPECT_EQ(shown, 1u) << i + 1 << " handlers";
+    }
+  }
+  Watchdog watchdog(ctx());
+  pipes[9]->Fill();
+  while (!watchdog.fired() && reads[9] == 0) outer_iteration();
+  for (int i = 2; i < kPipes; ++i) ctx().remove_fd_handler(pipes[i]->read_fd);
+  EXPECT_EQ(ctx().embed_fds().size(), 3u);
+  pipes[1]->Fill();
+  while (!watchdog.fired() && reads[1] == 0) outer_iteration();
+  // A native poll() while embedded with few handlers, then embedded again.
+  pipes[0]->Fill();
+  while (!watchdog.fired() && reads[0] == 0) ctx().poll(true);
+  pipes[0]->Fill();
+  while (!watchdog.fired() && reads[0] == 1) outer_iteration();
+  for (int i = 0; i < 3; ++i) outer_iteration();
+  EXPECT_FALSE(watchdog.fired());
+  EXPECT_EQ(reads, (std::vector<int>{2, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0}));
+  for (int i = 0; i < 2; ++i) ctx().remove_fd_handler(pipes[i]->read_fd);
 }
 
 // Prepare may be repeated without check (GLib does it); the announcement is

@@ -143,7 +143,8 @@ class IoUringMonitor final : public FdMonitor {
 
   Backend backend() const override { return Backend::io_uring; }
 
-  bool watches_while_polling() const override { return true; }
+  // Not while an outer loop watches the fds directly: no requests are armed.
+  bool watches_while_polling() const override { return !direct_; }
 
   bool need_wait() const override {
     return io_uring_cq_ready(&ring_) > 0 || io_uring_cq_has_overflow(&ring_) || task_work_pending();
@@ -154,6 +155,7 @@ class IoUringMonitor final : public FdMonitor {
   }
 
   void flush() override {
+    leave_direct();
     begin_submission(false);
     if (io_uring_sq_ready(&ring_) > 0 || !backlog_.empty()) submit();
   }
@@ -167,38 +169,76 @@ class IoUringMonitor final : public FdMonitor {
       old_node->monitor_tag = 0;
       old_node->monitor_events = 0;
     }
-    if (new_node && new_node->interest != 0) arm(new_node);
+    if (old_node && old_node->interest != 0) --watched_;
+    if (new_node && new_node->interest != 0) {
+      ++watched_;
+      if (direct_) {
+        new_node->monitor_tag = next_arm_number();  // armed when direct mode ends
+      } else {
+        arm(new_node);
+      }
+    }
+    embed_dirty_ = true;
     return {};
   }
 
   std::span<const EmbedFd> embed_fds() override {
-    embed_ = EmbedFd{ring_.ring_fd, POLLIN};
-    return {&embed_, 1};
+    if (embed_dirty_) rebuild_embed();
+    return embed_;
+  }
+
+  uint64_t embed_generation() override {
+    if (embed_dirty_) rebuild_embed();
+    return embed_generation_;
   }
 
   // An outer loop is about to poll the ring fd: events the last dispatch
   // made (already in the CQ) spare their level checks, as in wait().
   void embed_prepare() override {
-    begin_submission(true);
+    if (embed_dirty_) rebuild_embed();
+    if (!direct_) begin_submission(true);
     if (io_uring_sq_ready(&ring_) > 0 || !backlog_.empty()) submit();
   }
 
-  // The ring fd is readable while completions wait in the CQ; they are in
-  // shared memory, so collecting them needs no system call.
-  void embed_check(std::span<const short>) override { reap(); }
+  void embed_check(std::span<const short> revents) override {
+    if (!direct_) {
+      // The ring fd is readable while completions wait in the CQ; they are
+      // in shared memory, so collecting them needs no system call.
+      reap();
+      return;
+    }
+    // Only the last completions of cancelled requests can be there.
+    if (need_wait()) reap();
+    // The handlers may have changed since the outer loop took the list
+    // (GLib runs other sources in between): look each fd up afresh.
+    for (size_t i = 0; i < revents.size() && i < embed_.size(); ++i) {
+      if (!revents[i]) continue;
+      HandlerNode* node = host_.handler_for_fd(embed_[i].fd);
+      if (!node || node->interest == 0) continue;
+      if (node->cb.external && host_.external_disabled()) continue;
+      if (revents[i] & POLLNVAL) {
+        host_.mark_invalid(node);
+        embed_dirty_ = true;
+        continue;
+      }
+      host_.mark_ready(node, static_cast<uint32_t>(static_cast<unsigned short>(revents[i])));
+    }
+  }
 
   void external_changed() override {
+    embed_dirty_ = true;                    // suspended external fds are not shown directly
     if (host_.external_disabled()) return;  // suspension is lazy (see complete)
     for (int fd : suspended_) {
       HandlerNode* node = host_.handler_for_fd(fd);
       if (!node || !node->monitor_suspended) continue;
       node->monitor_suspended = false;
-      arm(node);
+      if (!direct_) arm(node);
     }
     suspended_.clear();
   }
 
   void wait(int64_t timeout_ns) override {
+    leave_direct();
     if (begin_submission(true)) timeout_ns = 0;
     if (timeout_ns == 0) {
       if (io_uring_sq_ready(&ring_) > 0 || !backlog_.empty()) submit();
@@ -232,6 +272,68 @@ class IoUringMonitor final : public FdMonitor {
   }
 
  private:
+  // Direct embedding. An outer loop (GLib) that polls the ring fd is woken
+  // by a completion, which the kernel posts through task work in our
+  // thread, and prepare() must submit level checks: about two system calls
+  // per event on top of the outer poll(). While a context has at most
+  // kDirectEmbedMax watched handlers (its notifier counts), the outer loop
+  // is shown their fds instead, like the poll monitor does, and its revents
+  // are the events. No request stays armed meanwhile: an armed one would
+  // interrupt the outer poll() to run its task work. A native wait() ends
+  // direct mode (every handler is armed again, which polls it); the next
+  // embed_fds() may start it again.
+  static constexpr size_t kDirectEmbedMax = 8;
+
+  void rebuild_embed() {
+    embed_dirty_ = false;
+    ++embed_generation_;
+    embed_.clear();
+    if (watched_ <= kDirectEmbedMax) {
+      enter_direct();
+      host_.for_each_live(&IoUringMonitor::add_direct, this);
+    } else {
+      leave_direct();
+      embed_.push_back(EmbedFd{ring_.ring_fd, POLLIN});
+    }
+  }
+
+  static void add_direct(HandlerNode* node, void* self_ptr) {
+    auto* self = static_cast<IoUringMonitor*>(self_ptr);
+    if (node->invalid || node->interest == 0) return;
+    if (node->cb.external && self->host_.external_disabled()) return;
+    self->embed_.push_back(EmbedFd{node->fd, static_cast<short>(node->interest)});
+  }
+
+  void enter_direct() {
+    if (direct_) return;
+    direct_ = true;
+    host_.for_each_live(&IoUringMonitor::disarm, this);
+    level_checks_.clear();  // disarm() cleared their flags
+  }
+
+  static void disarm(HandlerNode* node, void* self_ptr) {
+    auto* self = static_cast<IoUringMonitor*>(self_ptr);
+    node->monitor_queued = false;
+    if (node->monitor_tag == 0) return;  // nothing to watch
+    if (node->monitor_events != 0) self->cancel(node->fd, node->monitor_tag);
+    node->monitor_tag = self->next_arm_number();  // its completions are stale now
+    node->monitor_events = 0;
+  }
+
+  void leave_direct() {
+    if (!direct_) return;
+    direct_ = false;
+    embed_dirty_ = true;  // the outer loop must be shown the ring fd
+    host_.for_each_live(&IoUringMonitor::rearm, this);
+  }
+
+  static void rearm(HandlerNode* node, void* self_ptr) {
+    auto* self = static_cast<IoUringMonitor*>(self_ptr);
+    if (node->monitor_tag == 0 || node->monitor_events != 0 || node->invalid) return;
+    if (node->monitor_suspended) return;  // armed when the suspension ends
+    self->arm(node);
+  }
+
   // A submission point: the level checks that are due go into the queue.
   // With take_posted, completions already posted are taken first: an event
   // newer than the one a handler just ran for makes that handler's check
@@ -509,7 +611,12 @@ class IoUringMonitor final : public FdMonitor {
   uint32_t arm_number_ = 0;
   uint64_t news_ = 0;  // completions complete() found to be news
   bool reaping_ = false;
-  EmbedFd embed_{};
+  // What the outer loop watches: the ring fd, or (direct_) the handlers' fds.
+  std::vector<EmbedFd> embed_;
+  uint64_t embed_generation_ = 0;
+  bool embed_dirty_ = true;
+  bool direct_ = false;
+  size_t watched_ = 0;  // handlers with events to watch
   std::vector<Pending> backlog_;
   std::vector<int> level_checks_;
   std::vector<int> suspended_;
