@@ -19,8 +19,10 @@ namespace aioloop::glib {
 // time, so it can never be attached to two GMainContexts: while one exists
 // this throws Error (EBUSY). The context's home thread must be the thread
 // that iterates the GMainContext. Busy polling is off under GLib.
-// Per iteration the source shows GLib one fd under epoll and io_uring,
-// whatever the number of handlers; one per watched handler under poll.
+// Per iteration the source shows GLib the fds of the context's watched
+// handlers (its notifier included) while there are at most 8, or under
+// poll; beyond 8 one fd under epoll and io_uring, whatever the number of
+// handlers (see Context::embed_fds()).
 AIOLOOP_EXPORT GSource* create_source(const std::shared_ptr<Context>& context);
 
 // create_source() + g_source_set_priority() + g_source_attach() to

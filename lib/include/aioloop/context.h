@@ -177,10 +177,14 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // announcement is one flag, so prepare may be repeated without check.
   int64_t embed_prepare();
 
-  // The fds the outer loop must watch: one fd under epoll and io_uring,
-  // whatever the number of handlers; one per watched handler under poll.
-  // Valid until the next call of a non-const member; compare
-  // embed_fds_generation() to learn whether it changed.
+  // The fds the outer loop must watch: one per watched handler (the
+  // context's own notifier included) under poll, and under epoll and
+  // io_uring while there are at most 8; beyond that one fd under epoll and
+  // io_uring (the epoll or ring fd), whatever the number of handlers. The
+  // handlers' own fds spare check() a system call per event. Valid until
+  // the next call of a non-const member; compare embed_fds_generation() to
+  // learn whether it changed. Calling poll() while embedded is allowed;
+  // under io_uring it re-arms every handler's request (O(handlers), once).
   std::span<const EmbedFd> embed_fds();
   uint64_t embed_fds_generation();
 

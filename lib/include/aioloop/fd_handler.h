@@ -10,6 +10,13 @@ namespace aioloop {
 // run in the context's home thread, inside Context::poll() (or the GSource's
 // dispatch). Every callback may add, replace or remove any handler, its own
 // included, and may run a nested Context::poll().
+//
+// Level-triggered under every monitor: an fd a callback leaves readable
+// (or writable) is reported again in the next iteration, once per
+// iteration. Use non-blocking fds: as with any event loop, readiness can
+// be gone by the time a callback runs (another reader, or under io_uring
+// data that arrived during the previous callback and was read by it), so a
+// read may find nothing (EAGAIN).
 struct FdHandler {
   // The fd is readable, or in error or hang-up state.
   std::function<void()> read;
