@@ -400,10 +400,14 @@ TEST_P(NotifyStormStress, PingPongSurvivesNotifyStorms) {
     EXPECT_FALSE(doubled.load()) << "a bottom half ran twice for one schedule";
 
     // After the storm: at most one iteration accepts a late notification,
-    // then the loop blocks until the timer.
+    // then the loop blocks until the timer. The late one may be the
+    // eventfd write of the last notify(), landing after its flag was
+    // already accepted; poll(false) does not see it when every handler was
+    // polled instead of waiting (no system call), so the first blocking
+    // poll may take it: one early return at most, never a spinning loop.
     ctx().poll(false);
-    EXPECT_EQ(BlockingPollsUntilTimer(ctx(), watchdog), 1)
-        << "the storm left a stale wake-up behind";
+    EXPECT_LE(BlockingPollsUntilTimer(ctx(), watchdog), 2)
+        << "the storm left the loop waking up without cause";
   }
 }
 

@@ -76,6 +76,9 @@ class FdMonitor {
   // may first take what the kernel already reported.
   virtual void embed_prepare() { flush(); }
 
+  // node's callbacks are about to run for the events reported so far.
+  virtual void dispatching(HandlerNode*) {}
+
   // external_disabled() changed (0 <-> non-zero nesting count).
   virtual void external_changed() {}
 

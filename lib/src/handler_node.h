@@ -52,10 +52,10 @@ struct HandlerNode : ListLink<LiveTag>,
   uint64_t monitor_tag = 0;
   uint32_t monitor_events = 0;
   bool monitor_suspended = false;
-  bool monitor_queued = false;   // io_uring: on the monitor's level-check list
-  uint64_t monitor_round = 0;    // io_uring: dispatch_walks() when its last event came
-  bool monitor_replace = false;  // io_uring: check by a new request, not an update
-  uint8_t monitor_updates = 0;   // io_uring: level checks by update since the last new request
+  bool monitor_queued = false;    // io_uring: on the monitor's level-check list
+  uint64_t monitor_round = 0;     // io_uring: dispatch_walks() when its last event came
+  bool monitor_checking = false;  // io_uring: a level check is in the kernel
+  uint64_t monitor_cq_mark = 0;   // io_uring: completions posted when its dispatch began
 
   // Busy-poll state (busy_poll.cpp).
   bool polling_now = false;      // its poll/poll_ready runs: not re-entered

@@ -7,15 +7,24 @@
 // level-triggered behaviour, so an fd whose handler left it readable must be
 // reported again although nothing woke it. We keep that promise with a level
 // check: after a handler's event has been collected, the next submission
-// carries an IORING_OP_POLL_REMOVE update of its request, which re-arms it
-// and so polls the fd once more; a still-ready fd completes at once, inside
-// the same system call as the wait. The check is skipped when a newer event
-// for the fd is already in the completion queue when we are about to
-// submit: that event is dispatched in turn and checked after its own run.
-// So a handler that makes its own fd ready again (or any fd that keeps
-// being woken) costs no system call at all per event: the completion was
-// posted on the way out of the handler's write(). W4 (a self-pinging
+// carries a one-shot POLL_ADD of the fd, which completes inside that very
+// system call if the fd is still ready (and fails with EBADF if the number
+// was closed, which a multishot request holding the file would never tell).
+// The check is skipped when a newer event for the fd, covering the events
+// the handler waits for, is already in the completion queue when we are
+// about to submit: that event is dispatched in turn and checked after its
+// own run. So a handler that makes its own fd ready again (or any fd that
+// keeps being woken) costs no system call at all per event: the completion
+// was posted on the way out of the handler's write(). W4 (a self-pinging
 // eventfd) drops from three system calls per iteration to two.
+//
+// Why not re-arm the multishot request with a poll update instead: an
+// update finds a ready fd but reports it through task work, and the fuzzer
+// caught that completion arriving after the submitting system call had
+// returned (a zero-timeout iteration then missed a ready fd). A one-shot
+// request that finds its fd ready completes inline, every time. When the
+// fd is not ready the check stays armed beside the multishot request and
+// the next wake-up completes both, which one reap merges.
 //
 // "After it has run" is exact: the context counts the walks of its ready
 // list, and a handler's check is due once a walk has begun since its last
@@ -34,7 +43,7 @@
 // removal racing an in-flight completion can never touch freed memory, and
 // nothing has to be kept alive for the kernel. Tag 0 marks requests whose
 // completions we ignore (cancels); bit 31 of the arm number marks level
-// checks, which post a completion only when they fail.
+// checks (one-shot requests under the handler's tag).
 //
 // Submission is batched into the wait: io_uring_submit_and_wait_timeout()
 // submits the queued requests and waits with a nanosecond timeout in one
@@ -73,15 +82,8 @@ constexpr unsigned kRingEntries = 256;
 // happens (drained in reap(); a multishot request the overflow ended is
 // armed again).
 constexpr unsigned kCqEntries = 8192;
+// Marks a level check's one-shot request (see the top of the file).
 constexpr uint32_t kLevelCheckBit = 1u << 31;
-// A request holds its file, not its fd number: after close(fd) an update
-// keeps polling the old file, which may stay ready for ever (a hung-up pipe,
-// a socket nobody reads any more) and make the loop spin. So a level check
-// after a hang-up or error, and every kUpdatesPerNewRequest-th check, is
-// done by cancelling the request and arming a new one by number instead,
-// which fails with EBADF for a closed fd. It costs a cancellation and a
-// completion more than an update, so not every time.
-constexpr uint8_t kUpdatesPerNewRequest = 64;
 
 uint64_t tag(int fd, uint32_t arm) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(fd)) << 32) | arm;
@@ -165,9 +167,8 @@ class IoUringMonitor final : public FdMonitor {
     // events: the request in flight holds the file the old fd referred to,
     // and the number may now name another one.
     if (old_node && old_node->monitor_tag != 0) {
-      if (old_node->monitor_events != 0) cancel(old_node->fd, old_node->monitor_tag);
+      disarm_node(old_node);
       old_node->monitor_tag = 0;
-      old_node->monitor_events = 0;
     }
     if (old_node && old_node->interest != 0) --watched_;
     if (new_node && new_node->interest != 0) {
@@ -175,7 +176,7 @@ class IoUringMonitor final : public FdMonitor {
       if (direct_) {
         new_node->monitor_tag = next_arm_number();  // armed when direct mode ends
       } else {
-        arm(new_node);
+        watch(new_node);
       }
     }
     embed_dirty_ = true;
@@ -225,6 +226,23 @@ class IoUringMonitor final : public FdMonitor {
     }
   }
 
+  // A completion posted before this moment reports readiness the callbacks
+  // about to run will see (or consume): it is not news after them. Without
+  // this, data written and read between a reap and the dispatch would make
+  // the next iteration run the handler for nothing. 64-bit positions: the
+  // kernel's 32-bit CQ indices wrap.
+  void dispatching(HandlerNode* node) override {
+    if (!multishot_) return;
+    const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
+    node->monitor_cq_mark = cq_consumed_ + (tail - *ring_.cq.khead);
+    if (!node->monitor_queued && node->monitor_tag != 0) {
+      // Dispatched without an event of ours (a busy poll found work): the
+      // fd's level is still checked after the callbacks.
+      want_level_check(node, false);
+      node->monitor_round = host_.dispatch_walks() - 1;
+    }
+  }
+
   void external_changed() override {
     embed_dirty_ = true;                    // suspended external fds are not shown directly
     if (host_.external_disabled()) return;  // suspension is lazy (see complete)
@@ -232,7 +250,7 @@ class IoUringMonitor final : public FdMonitor {
       HandlerNode* node = host_.handler_for_fd(fd);
       if (!node || !node->monitor_suspended) continue;
       node->monitor_suspended = false;
-      if (!direct_) arm(node);
+      if (!direct_) watch(node);
     }
     suspended_.clear();
   }
@@ -315,9 +333,8 @@ class IoUringMonitor final : public FdMonitor {
     auto* self = static_cast<IoUringMonitor*>(self_ptr);
     node->monitor_queued = false;
     if (node->monitor_tag == 0) return;  // nothing to watch
-    if (node->monitor_events != 0) self->cancel(node->fd, node->monitor_tag);
+    self->disarm_node(node);
     node->monitor_tag = self->next_arm_number();  // its completions are stale now
-    node->monitor_events = 0;
   }
 
   void leave_direct() {
@@ -331,7 +348,7 @@ class IoUringMonitor final : public FdMonitor {
     auto* self = static_cast<IoUringMonitor*>(self_ptr);
     if (node->monitor_tag == 0 || node->monitor_events != 0 || node->invalid) return;
     if (node->monitor_suspended) return;  // armed when the suspension ends
-    self->arm(node);
+    self->watch(node);
   }
 
   // A submission point: the level checks that are due go into the queue.
@@ -389,7 +406,8 @@ class IoUringMonitor final : public FdMonitor {
         prep_cancel(sqe, p.fd, p.arm_number);
       } else if (p.op == Op::arm && current) {
         prep_poll(sqe, node);
-      } else if (p.op == Op::level_check && current) {
+      } else if (p.op == Op::level_check && node && node->monitor_tag == p.arm_number &&
+                 node->monitor_checking) {
         prep_level_check(sqe, node);
       } else {
         io_uring_prep_nop(sqe);  // overtaken by a removal or replacement
@@ -409,17 +427,49 @@ class IoUringMonitor final : public FdMonitor {
     io_uring_sqe_set_data64(sqe, tag(node->fd, static_cast<uint32_t>(node->monitor_tag)));
   }
 
-  // Re-arms the multishot request with the same events: the kernel polls
-  // the fd again and posts a completion at once if it is ready. Success
-  // posts nothing; a failure posts one, tagged with kLevelCheckBit.
+  // A one-shot poll of the fd by its number: a ready fd completes it
+  // inside the submitting system call, a closed one fails with EBADF.
   void prep_level_check(io_uring_sqe* sqe, HandlerNode* node) {
-    const uint64_t request = tag(node->fd, static_cast<uint32_t>(node->monitor_tag));
-    // The new user_data must be 0 unless it is updated too (EINVAL).
-    io_uring_prep_poll_update(sqe, request, 0, node->interest,
-                              IORING_POLL_UPDATE_EVENTS | IORING_POLL_ADD_MULTI);
-    io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+    io_uring_prep_poll_add(sqe, node->fd, node->interest);
     io_uring_sqe_set_data64(
         sqe, tag(node->fd, static_cast<uint32_t>(node->monitor_tag) | kLevelCheckBit));
+    node->monitor_checking = true;
+  }
+
+  void level_check(HandlerNode* node) {
+    if (node->monitor_checking) return;  // the pending one reports the next event
+    if (io_uring_sqe* sqe = get_sqe()) {
+      prep_level_check(sqe, node);
+    } else {
+      node->monitor_checking = true;
+      backlog_.push_back({Op::level_check, node->fd, static_cast<uint32_t>(node->monitor_tag)});
+    }
+  }
+
+  // A new multishot request and a level check: the request only reports
+  // wake-ups to come, the check an fd that is ready already.
+  void arm_and_check(HandlerNode* node) {
+    arm(node);
+    level_check(node);
+  }
+
+  // Starts watching node's fd.
+  void watch(HandlerNode* node) {
+    if (multishot_) {
+      arm_and_check(node);
+    } else {
+      arm(node);
+    }
+  }
+
+  // Cancels what node has in the kernel; its completions become stale.
+  void disarm_node(HandlerNode* node) {
+    if (node->monitor_events != 0) cancel(node->fd, node->monitor_tag);
+    if (node->monitor_checking) {
+      cancel(node->fd, static_cast<uint32_t>(node->monitor_tag) | kLevelCheckBit);
+    }
+    node->monitor_events = 0;
+    node->monitor_checking = false;
   }
 
   // IORING_OP_ASYNC_CANCEL, not POLL_REMOVE: a removal fails (EALREADY)
@@ -434,6 +484,11 @@ class IoUringMonitor final : public FdMonitor {
   }
 
   void arm(HandlerNode* node) {
+    if (node->monitor_checking) {
+      // A pending check under the old tag would never be matched again.
+      cancel(node->fd, static_cast<uint32_t>(node->monitor_tag) | kLevelCheckBit);
+      node->monitor_checking = false;
+    }
     node->monitor_tag = next_arm_number();
     node->monitor_events = node->interest;
     if (io_uring_sqe* sqe = get_sqe()) {
@@ -467,14 +522,6 @@ class IoUringMonitor final : public FdMonitor {
     level_checks_.push_back(node->fd);
   }
 
-  // A check that has to be made again (it failed, or the kernel ended the
-  // request): nothing of the handler's is waiting to run, so it is due at
-  // once, before the wait blocks again.
-  void redo_level_check(HandlerNode* node) {
-    want_level_check(node, false);
-    node->monitor_round = 0;
-  }
-
   // Queues the level checks that are due: those whose handler has run
   // since its last event was collected.
   void queue_level_checks() {
@@ -488,22 +535,11 @@ class IoUringMonitor final : public FdMonitor {
         continue;
       }
       node->monitor_queued = false;
-      if (node->monitor_tag == 0 || node->monitor_suspended) continue;
-      if (node->monitor_events != 0 &&
-          (node->monitor_replace || ++node->monitor_updates >= kUpdatesPerNewRequest)) {
-        cancel(fd, node->monitor_tag);
-        node->monitor_events = 0;
-      }
+      if (node->monitor_tag == 0 || node->monitor_suspended || node->invalid) continue;
       if (node->monitor_events == 0) {
-        // A new request polls the fd as it arms, and finds the fd by its
-        // number: a closed fd fails with EBADF.
-        node->monitor_replace = false;
-        node->monitor_updates = 0;
-        arm(node);
-      } else if (io_uring_sqe* sqe = get_sqe()) {
-        prep_level_check(sqe, node);
+        arm_and_check(node);  // its request ended
       } else {
-        backlog_.push_back({Op::level_check, fd, static_cast<uint32_t>(node->monitor_tag)});
+        level_check(node);
       }
     }
     level_checks_.resize(kept);
@@ -522,8 +558,9 @@ class IoUringMonitor final : public FdMonitor {
     const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
     for (unsigned i = head; i != tail; ++i) {
       const io_uring_cqe& cqe = ring_.cq.cqes[io_uring_cqe_index(&ring_, i, ring_.cq.ring_mask)];
-      if (complete(cqe)) ++news_;
+      if (complete(cqe, cq_consumed_ + (i - head))) ++news_;
     }
+    cq_consumed_ += tail - head;
     io_uring_cq_advance(&ring_, tail - head);
     reaping_ = false;
   }
@@ -540,64 +577,59 @@ class IoUringMonitor final : public FdMonitor {
     }
   }
 
-  // Returns whether the completion is news for the loop: an event, a
-  // closed fd, or a check that must be submitted again.
-  bool complete(const io_uring_cqe& cqe) {
+  // Returns whether the completion is news for the loop: an event or a
+  // closed fd.
+  bool complete(const io_uring_cqe& cqe, uint64_t position) {
     const auto number = static_cast<uint32_t>(cqe.user_data);
     if (number == 0) return false;  // a cancel request's own completion
     const int fd = static_cast<int>(cqe.user_data >> 32);
     HandlerNode* node = host_.handler_for_fd(fd);
-    if (number & kLevelCheckBit) {
-      // A level check failed. ENOENT: the request had ended, and its last
-      // completion (handled below) arms a new one. EALREADY: an event was
-      // being posted meanwhile; check again at the next chance. Anything
-      // else: replace the request, since arming a new one checks too.
-      if (!node || node->monitor_tag != (number & ~kLevelCheckBit) || cqe.res == -ENOENT) {
-        return false;
-      }
-      if (cqe.res != -EALREADY) {
-        cancel(fd, node->monitor_tag);
-        node->monitor_tag = next_arm_number();
-        node->monitor_events = 0;
-      }
-      redo_level_check(node);
-      return false;
+    const bool check = number & kLevelCheckBit;
+    if (!node || node->monitor_tag != (number & ~kLevelCheckBit)) return false;  // stale
+    const bool more = !check && multishot_ && (cqe.flags & IORING_CQE_F_MORE);
+    if (check) {
+      node->monitor_checking = false;
+    } else if (!more) {
+      node->monitor_events = 0;
     }
-    if (!node || node->monitor_tag != number) return false;  // stale
-    const bool more = multishot_ && (cqe.flags & IORING_CQE_F_MORE);
-    if (!more) node->monitor_events = 0;
     const int res = cqe.res;
     if (res < 0) {
       if (res == -ECANCELED) {
-        // Ended by the kernel (e.g. the task's requests were cancelled),
-        // not by us: ours carry a tag no handler has any more.
+        // Ended by the kernel, not by us (ours carry stale tags): watch
+        // again at once.
         if (multishot_) {
-          redo_level_check(node);
+          want_level_check(node, false);
+          node->monitor_round = 0;
         } else {
           arm(node);
         }
         return false;
       }
-      // EBADF: the fd was closed before the request reached the kernel.
-      // Re-arming would fail forever; the handler stays registered, unwatched.
+      // EBADF: the fd was closed (a request holds the file, the check finds
+      // the number closed). Watching it again would fail for ever; the
+      // handler stays registered, unwatched.
+      disarm_node(node);
       host_.mark_invalid(node);
       return true;
     }
     if (node->cb.external && host_.external_disabled()) {
-      // Not watched while suspended: a ready external fd cannot spin us. A
-      // multishot request is cancelled under a tag no completion will match.
-      if (more) {
-        cancel(fd, node->monitor_tag);
-        node->monitor_events = 0;
-      }
+      // Not watched while suspended: a ready external fd cannot spin us.
+      // Whatever is still in the kernel is cancelled under a tag no
+      // completion will match.
+      disarm_node(node);
       node->monitor_tag = next_arm_number();
       node->monitor_suspended = true;
       suspended_.push_back(fd);
       return false;
     }
+    if (multishot_ && position < node->monitor_cq_mark) {
+      // Posted before the handler's last dispatch began: that dispatch and
+      // the level check after it cover this readiness.
+      if (!more && !check) want_level_check(node, false);  // the request ended
+      return false;
+    }
     host_.mark_ready(node, static_cast<uint32_t>(res));
     if (multishot_) {
-      if (res & (POLLHUP | POLLERR)) node->monitor_replace = true;
       want_level_check(node, (static_cast<uint32_t>(res) & node->interest) == node->interest);
     } else {
       arm(node);
@@ -609,7 +641,9 @@ class IoUringMonitor final : public FdMonitor {
   io_uring ring_{};
   bool multishot_ = false;
   uint32_t arm_number_ = 0;
-  uint64_t news_ = 0;  // completions complete() found to be news
+  uint64_t news_ = 0;
+  uint64_t cq_consumed_ =
+      0;  // completions taken from the CQ so far  // completions complete() found to be news
   bool reaping_ = false;
   // What the outer loop watches: the ring fd, or (direct_) the handlers' fds.
   std::vector<EmbedFd> embed_;

@@ -158,6 +158,7 @@ bool ContextImpl::dispatch_ready() noexcept {
     // A suspended external handler's event is dropped, not kept: every
     // monitor reports a still-ready fd again once it is resumed.
     if (suspended(node)) continue;
+    monitor_->dispatching(node);
     AIOLOOP_TRACE(fd_dispatch, this, node->fd, events);
     bool ran = false;
     if ((events & kPollReadyEvent) && node->cb.poll_ready && !node->polling_now) {
