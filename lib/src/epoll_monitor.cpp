@@ -15,8 +15,8 @@
 // something is ready; check() must then ask epoll_wait() what, a system
 // call per event on top of the outer poll(), and polling an epoll fd costs
 // the outer poll() more than polling an eventfd or a socket. So while a
-// context has at most kDirectEmbedMax watched handlers (its own notifier
-// counts), the outer loop is shown their fds directly, as under the poll
+// context has at most DirectEmbedList::kMaxHandlers watched handlers, the
+// outer loop is shown their fds directly, as under the poll
 // monitor, and its revents are the events: W3 through GLib then costs what
 // GLib's own fd sources cost. The epoll set stays as it is meanwhile, so a
 // native poll() (say, nested in a callback) still works, and above the
@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "config.h"
+#include "direct_embed.h"
 #include "error_util.h"
 #include "fd_monitor.h"
 #include "i18n.h"
@@ -41,11 +42,6 @@ namespace {
 
 // node->monitor_tag: 1 while the fd is in the epoll set on the node's behalf.
 constexpr uint64_t kInSet = 1;
-// Each fd shown directly costs the outer poll() one file lookup and one
-// poll callback (tens of ns); the epoll fd costs one poll callback that
-// locks the epoll instance, plus an epoll_wait() (about 1.2 us here)
-// whenever something is ready. Eight fds stay well below that.
-constexpr size_t kDirectEmbedMax = 8;
 
 class EpollMonitor final : public FdMonitor {
  public:
@@ -55,6 +51,7 @@ class EpollMonitor final : public FdMonitor {
       int err = errno;
       throw make_error(err, "%s", _("cannot create an epoll instance"));
     }
+    epoll_fd_ = EmbedFd{epfd_, POLLIN};
   }
   ~EpollMonitor() override { close(epfd_); }
 
@@ -121,7 +118,7 @@ class EpollMonitor final : public FdMonitor {
 
   std::span<const EmbedFd> embed_fds() override {
     if (embed_dirty_) rebuild_embed();
-    return embed_;
+    return direct_ ? direct_list_.fds() : std::span<const EmbedFd>(&epoll_fd_, 1);
   }
 
   uint64_t embed_generation() override {
@@ -136,21 +133,8 @@ class EpollMonitor final : public FdMonitor {
       if (revents.empty() || revents[0] != 0) wait(0);
       return;
     }
-    // The handlers may have changed since the outer loop took the list
-    // (GLib runs other sources in between): look each fd up afresh.
-    for (size_t i = 0; i < revents.size() && i < embed_.size(); ++i) {
-      if (!revents[i]) continue;
-      HandlerNode* node = host_.handler_for_fd(embed_[i].fd);
-      if (!node || node->interest == 0) continue;
-      if (node->cb.external && host_.external_disabled()) continue;
-      if (revents[i] & POLLNVAL) {
-        // Closed under us, which also dropped it from the epoll set.
-        host_.mark_invalid(node);
-        embed_dirty_ = true;
-        continue;
-      }
-      host_.mark_ready(node, static_cast<uint32_t>(static_cast<unsigned short>(revents[i])));
-    }
+    // A closed fd also left the epoll set.
+    if (direct_list_.report(host_, revents)) embed_dirty_ = true;
   }
 
   void external_changed() override {
@@ -188,20 +172,8 @@ class EpollMonitor final : public FdMonitor {
   void rebuild_embed() {
     embed_dirty_ = false;
     ++embed_generation_;
-    embed_.clear();
-    direct_ = watched_ <= kDirectEmbedMax;
-    if (!direct_) {
-      embed_.push_back(EmbedFd{epfd_, POLLIN});
-      return;
-    }
-    host_.for_each_live(&EpollMonitor::add_direct, this);
-  }
-
-  static void add_direct(HandlerNode* node, void* self_ptr) {
-    auto* self = static_cast<EpollMonitor*>(self_ptr);
-    if (node->invalid || node->interest == 0) return;
-    if (node->cb.external && self->host_.external_disabled()) return;
-    self->embed_.push_back(EmbedFd{node->fd, static_cast<short>(node->interest)});
+    direct_ = watched_ <= DirectEmbedList::kMaxHandlers;
+    if (direct_) direct_list_.rebuild(host_);
   }
 
   void suspend(HandlerNode* node) {
@@ -228,7 +200,8 @@ class EpollMonitor final : public FdMonitor {
   MonitorHost& host_;
   int epfd_ = -1;
   // What the outer loop watches: the epoll fd, or (direct_) the handlers' fds.
-  std::vector<EmbedFd> embed_;
+  EmbedFd epoll_fd_{};
+  DirectEmbedList direct_list_;
   uint64_t embed_generation_ = 0;
   bool embed_dirty_ = true;
   bool direct_ = false;

@@ -67,6 +67,7 @@
 #include <cstring>
 #include <vector>
 
+#include "direct_embed.h"
 #include "error_util.h"
 #include "fd_monitor.h"
 #include "i18n.h"
@@ -139,6 +140,7 @@ class IoUringMonitor final : public FdMonitor {
     // Multishot poll and poll updates came in 5.13, skipped completions in
     // 5.17: the feature bit stands for all three.
     multishot_ = want_multishot && (params.features & IORING_FEAT_CQE_SKIP);
+    ring_fd_ = EmbedFd{ring_.ring_fd, POLLIN};
   }
 
   ~IoUringMonitor() override { io_uring_queue_exit(&ring_); }
@@ -185,7 +187,7 @@ class IoUringMonitor final : public FdMonitor {
 
   std::span<const EmbedFd> embed_fds() override {
     if (embed_dirty_) rebuild_embed();
-    return embed_;
+    return direct_ ? direct_list_.fds() : std::span<const EmbedFd>(&ring_fd_, 1);
   }
 
   uint64_t embed_generation() override {
@@ -210,20 +212,7 @@ class IoUringMonitor final : public FdMonitor {
     }
     // Only the last completions of cancelled requests can be there.
     if (need_wait()) reap();
-    // The handlers may have changed since the outer loop took the list
-    // (GLib runs other sources in between): look each fd up afresh.
-    for (size_t i = 0; i < revents.size() && i < embed_.size(); ++i) {
-      if (!revents[i]) continue;
-      HandlerNode* node = host_.handler_for_fd(embed_[i].fd);
-      if (!node || node->interest == 0) continue;
-      if (node->cb.external && host_.external_disabled()) continue;
-      if (revents[i] & POLLNVAL) {
-        host_.mark_invalid(node);
-        embed_dirty_ = true;
-        continue;
-      }
-      host_.mark_ready(node, static_cast<uint32_t>(static_cast<unsigned short>(revents[i])));
-    }
+    if (direct_list_.report(host_, revents)) embed_dirty_ = true;
   }
 
   // A completion posted before this moment reports readiness the callbacks
@@ -294,32 +283,22 @@ class IoUringMonitor final : public FdMonitor {
   // by a completion, which the kernel posts through task work in our
   // thread, and prepare() must submit level checks: about two system calls
   // per event on top of the outer poll(). While a context has at most
-  // kDirectEmbedMax watched handlers (its notifier counts), the outer loop
+  // DirectEmbedList::kMaxHandlers watched handlers, the outer loop
   // is shown their fds instead, like the poll monitor does, and its revents
   // are the events. No request stays armed meanwhile: an armed one would
   // interrupt the outer poll() to run its task work. A native wait() ends
   // direct mode (every handler is armed again, which polls it); the next
   // embed_fds() may start it again.
-  static constexpr size_t kDirectEmbedMax = 8;
 
   void rebuild_embed() {
-    embed_dirty_ = false;
-    ++embed_generation_;
-    embed_.clear();
-    if (watched_ <= kDirectEmbedMax) {
+    if (watched_ <= DirectEmbedList::kMaxHandlers) {
       enter_direct();
-      host_.for_each_live(&IoUringMonitor::add_direct, this);
+      direct_list_.rebuild(host_);
     } else {
       leave_direct();
-      embed_.push_back(EmbedFd{ring_.ring_fd, POLLIN});
     }
-  }
-
-  static void add_direct(HandlerNode* node, void* self_ptr) {
-    auto* self = static_cast<IoUringMonitor*>(self_ptr);
-    if (node->invalid || node->interest == 0) return;
-    if (node->cb.external && self->host_.external_disabled()) return;
-    self->embed_.push_back(EmbedFd{node->fd, static_cast<short>(node->interest)});
+    embed_dirty_ = false;  // after leave_direct(), which sets it
+    ++embed_generation_;
   }
 
   void enter_direct() {
@@ -646,7 +625,8 @@ class IoUringMonitor final : public FdMonitor {
       0;  // completions taken from the CQ so far  // completions complete() found to be news
   bool reaping_ = false;
   // What the outer loop watches: the ring fd, or (direct_) the handlers' fds.
-  std::vector<EmbedFd> embed_;
+  EmbedFd ring_fd_{};
+  DirectEmbedList direct_list_;
   uint64_t embed_generation_ = 0;
   bool embed_dirty_ = true;
   bool direct_ = false;
