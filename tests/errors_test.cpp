@@ -17,12 +17,6 @@ namespace {
 
 using ErrorsTest = ContextTest;
 
-FdHandler ReadHandler(std::function<void()> read) {
-  FdHandler handler;
-  handler.read = std::move(read);
-  return handler;
-}
-
 // An fd number that is certainly not open: a pipe's, closed again.
 int ClosedFdNumber() {
   Pipe pipe;

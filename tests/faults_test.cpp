@@ -24,12 +24,6 @@ namespace {
 
 using FaultsTest = ContextTest;
 
-FdHandler ReadHandler(std::function<void()> read) {
-  FdHandler handler;
-  handler.read = std::move(read);
-  return handler;
-}
-
 // --- Recycled fd numbers
 
 // DESIGN "Errors and bad input": a closed fd whose number is reused gets a

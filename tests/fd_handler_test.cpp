@@ -15,12 +15,6 @@ namespace {
 
 using FdHandlerTest = ContextTest;
 
-FdHandler ReadHandler(std::function<void()> read) {
-  FdHandler handler;
-  handler.read = std::move(read);
-  return handler;
-}
-
 FdHandler WriteHandler(std::function<void()> write) {
   FdHandler handler;
   handler.write = std::move(write);

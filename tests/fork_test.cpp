@@ -15,12 +15,6 @@ namespace {
 
 using ForkTest = ContextTest;
 
-FdHandler ReadHandler(std::function<void()> read) {
-  FdHandler handler;
-  handler.read = std::move(read);
-  return handler;
-}
-
 // Whether calling fn throws an Error with ECHILD and a message that says
 // what happened.
 template <typename Fn>

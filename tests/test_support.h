@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -57,6 +58,13 @@ inline std::string BackendParamName(const ::testing::TestParamInfo<Backend>& inf
                            ::testing::Values(::aioloop::Backend::poll, ::aioloop::Backend::epoll, \
                                              ::aioloop::Backend::io_uring),                       \
                            ::aioloop::testing::BackendParamName)
+
+// A handler with only a read callback.
+inline FdHandler ReadHandler(std::function<void()> read) {
+  FdHandler handler;
+  handler.read = std::move(read);
+  return handler;
+}
 
 // Closes an fd once; the fd pairs below use it so a test can close one end
 // early (to provoke hang-up or error) and the destructor does not close a
