@@ -20,6 +20,16 @@ class DirectEmbedList {
   // 1.2 us here). The context's own notifier counts as one of the eight.
   static constexpr size_t kMaxHandlers = 8;
 
+  // FdMonitor::update() succeeded: keeps the count of handlers with events
+  // to watch, which decides whether the list is used at all.
+  void handler_changed(const HandlerNode* old_node, const HandlerNode* new_node) {
+    if (old_node && old_node->interest != 0) --watched_;
+    if (new_node && new_node->interest != 0) ++watched_;
+  }
+
+  // Whether there are few enough handlers to show them directly.
+  bool fits() const { return watched_ <= kMaxHandlers; }
+
   // The watched handlers: not closed, with events to watch, not suspended.
   void rebuild(MonitorHost& host) {
     fds_.clear();
@@ -60,6 +70,7 @@ class DirectEmbedList {
 
   std::vector<EmbedFd> fds_;
   MonitorHost* host_ = nullptr;
+  size_t watched_ = 0;
 };
 
 }  // namespace aioloop::detail

@@ -60,8 +60,7 @@ class EpollMonitor final : public FdMonitor {
   std::error_code update(HandlerNode* old_node, HandlerNode* new_node) override {
     std::error_code ec = update_set(old_node, new_node);
     if (!ec) {
-      if (old_node && old_node->interest != 0) --watched_;
-      if (new_node && new_node->interest != 0) ++watched_;
+      direct_list_.handler_changed(old_node, new_node);
       embed_dirty_ = true;
     }
     return ec;
@@ -172,7 +171,7 @@ class EpollMonitor final : public FdMonitor {
   void rebuild_embed() {
     embed_dirty_ = false;
     ++embed_generation_;
-    direct_ = watched_ <= DirectEmbedList::kMaxHandlers;
+    direct_ = direct_list_.fits();
     if (direct_) direct_list_.rebuild(host_);
   }
 
@@ -205,7 +204,6 @@ class EpollMonitor final : public FdMonitor {
   uint64_t embed_generation_ = 0;
   bool embed_dirty_ = true;
   bool direct_ = false;
-  size_t watched_ = 0;  // handlers with events to watch
   std::vector<epoll_event> events_ = std::vector<epoll_event>(64);
   std::vector<int> suspended_;
   bool have_pwait2_ = true;

@@ -130,15 +130,14 @@ class IoUringMonitor final : public FdMonitor {
     }
     io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
     const bool poll_ok = probe && io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
-                         io_uring_opcode_supported(probe, IORING_OP_POLL_REMOVE) &&
                          io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL);
     if (probe) io_uring_free_probe(probe);
     if (!poll_ok) {
       io_uring_queue_exit(&ring_);
       throw make_error(ENOTSUP, "%s", _("this kernel's io_uring cannot poll file descriptors"));
     }
-    // Multishot poll and poll updates came in 5.13, skipped completions in
-    // 5.17: the feature bit stands for all three.
+    // Multishot poll came in 5.13, skipped completions (for cancels) in
+    // 5.17: the feature bit stands for both.
     multishot_ = want_multishot && (params.features & IORING_FEAT_CQE_SKIP);
     ring_fd_ = EmbedFd{ring_.ring_fd, POLLIN};
   }
@@ -161,7 +160,7 @@ class IoUringMonitor final : public FdMonitor {
   void flush() override {
     leave_direct();
     begin_submission(false);
-    if (io_uring_sq_ready(&ring_) > 0 || !backlog_.empty()) submit();
+    submit_queued();
   }
 
   std::error_code update(HandlerNode* old_node, HandlerNode* new_node) override {
@@ -172,9 +171,8 @@ class IoUringMonitor final : public FdMonitor {
       disarm_node(old_node);
       old_node->monitor_tag = 0;
     }
-    if (old_node && old_node->interest != 0) --watched_;
+    direct_list_.handler_changed(old_node, new_node);
     if (new_node && new_node->interest != 0) {
-      ++watched_;
       if (direct_) {
         new_node->monitor_tag = next_arm_number();  // armed when direct mode ends
       } else {
@@ -200,7 +198,7 @@ class IoUringMonitor final : public FdMonitor {
   void embed_prepare() override {
     if (embed_dirty_) rebuild_embed();
     if (!direct_) begin_submission(true);
-    if (io_uring_sq_ready(&ring_) > 0 || !backlog_.empty()) submit();
+    submit_queued();
   }
 
   void embed_check(std::span<const short> revents) override {
@@ -248,7 +246,7 @@ class IoUringMonitor final : public FdMonitor {
     leave_direct();
     if (begin_submission(true)) timeout_ns = 0;
     if (timeout_ns == 0) {
-      if (io_uring_sq_ready(&ring_) > 0 || !backlog_.empty()) submit();
+      submit_queued();
     } else {
       wait_through_signals(timeout_ns, [&](int64_t remaining_ns) {
         while (!backlog_.empty()) submit();
@@ -291,7 +289,7 @@ class IoUringMonitor final : public FdMonitor {
   // embed_fds() may start it again.
 
   void rebuild_embed() {
-    if (watched_ <= DirectEmbedList::kMaxHandlers) {
+    if (direct_list_.fits()) {
       enter_direct();
       direct_list_.rebuild(host_);
     } else {
@@ -371,6 +369,12 @@ class IoUringMonitor final : public FdMonitor {
     int fd;
     uint32_t arm_number;
   };
+
+  // Hands queued requests to the kernel, if there are any (no system call
+  // otherwise).
+  void submit_queued() {
+    if (io_uring_sq_ready(&ring_) > 0 || !backlog_.empty()) submit();
+  }
 
   void submit() {
     io_uring_submit(&ring_);
@@ -630,7 +634,6 @@ class IoUringMonitor final : public FdMonitor {
   uint64_t embed_generation_ = 0;
   bool embed_dirty_ = true;
   bool direct_ = false;
-  size_t watched_ = 0;  // handlers with events to watch
   std::vector<Pending> backlog_;
   std::vector<int> level_checks_;
   std::vector<int> suspended_;
