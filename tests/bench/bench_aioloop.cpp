@@ -104,7 +104,7 @@ void busypoll_note(const char* workload, Backend backend, const aioloop::Stats& 
 // W2: A's bottom half schedules B's, B's schedules A's.
 void cross_bh(Backend backend, bool busypoll, const Counts& counts) {
   RoundTrips trips(warmup_count(counts.xbh), counts.xbh, counts.budget_ns,
-                   "aioloop W2 " + mode_name(backend, busypoll));
+                   "aioloop W2 " + mode_name(backend, busypoll), /*pair_with_l3=*/!busypoll);
   std::barrier<> sync(2);
   std::atomic<bool> stop{false};
   Context* ctx_b = nullptr;
@@ -133,7 +133,7 @@ void cross_bh(Backend backend, bool busypoll, const Counts& counts) {
   sync.arrive_and_wait();
   side_b.join();
 
-  report("xbh", "aioloop", mode_name(backend, busypoll), -1, trips.ns_per_op(), trips.count());
+  report_trips("xbh", "aioloop", mode_name(backend, busypoll), trips);
   if (busypoll) busypoll_note("W2", backend, stats_a, stats_b, trips.total());
 }
 
@@ -161,7 +161,7 @@ FdHandler eventfd_handler(const EventFd& efd, bool busypoll, std::function<void(
 // W3: A's read handler reads A's eventfd and writes B's; B does the same back.
 void cross_fd(Backend backend, bool busypoll, const Counts& counts) {
   RoundTrips trips(warmup_count(counts.xfd), counts.xfd, counts.budget_ns,
-                   "aioloop W3 " + mode_name(backend, busypoll));
+                   "aioloop W3 " + mode_name(backend, busypoll), /*pair_with_l3=*/!busypoll);
   std::barrier<> sync(2);
   std::atomic<bool> stop{false};
   Context* ctx_b = nullptr;
@@ -195,7 +195,7 @@ void cross_fd(Backend backend, bool busypoll, const Counts& counts) {
   side_b.join();
   ctx->remove_fd_handler(efd_a.fd());
 
-  report("xfd", "aioloop", mode_name(backend, busypoll), -1, trips.ns_per_op(), trips.count());
+  report_trips("xfd", "aioloop", mode_name(backend, busypoll), trips);
   if (busypoll) busypoll_note("W3", backend, stats_a, stats_b, trips.total());
 }
 

@@ -135,7 +135,7 @@ void cross_bh(const Counts& counts) {
     RoundTrips trips;
     GSource* source_a = nullptr;
     GSource* source_b = nullptr;
-  } state{{warmup_count(counts.xbh), counts.xbh, counts.budget_ns, "glib W2"}};
+  } state{{warmup_count(counts.xbh), counts.xbh, counts.budget_ns, "glib W2", true}};
   GMainContext* context_a = g_main_context_new();
   GMainContext* context_b = g_main_context_new();
   state.source_a = new_ready_source(
@@ -158,7 +158,7 @@ void cross_bh(const Counts& counts) {
   destroy_source(state.source_b);
   g_main_context_unref(context_a);
   g_main_context_unref(context_b);
-  report("xbh", "glib", "block", -1, state.trips.ns_per_op(), state.trips.count());
+  report_trips("xbh", "glib", "block", state.trips);
 }
 
 // An fd source (what g_unix_fd_add() makes, but on the given context).
@@ -179,7 +179,7 @@ void cross_fd(const Counts& counts) {
     RoundTrips trips;
     EventFd efd_a;
     EventFd efd_b;
-  } state{{warmup_count(counts.xfd), counts.xfd, counts.budget_ns, "glib W3"}, {}, {}};
+  } state{{warmup_count(counts.xfd), counts.xfd, counts.budget_ns, "glib W3", true}, {}, {}};
   GMainContext* context_a = g_main_context_new();
   GMainContext* context_b = g_main_context_new();
   GSource* source_a = add_fd_source(
@@ -208,7 +208,7 @@ void cross_fd(const Counts& counts) {
   destroy_source(source_b);
   g_main_context_unref(context_a);
   g_main_context_unref(context_b);
-  report("xfd", "glib", "poll", -1, state.trips.ns_per_op(), state.trips.count());
+  report_trips("xfd", "glib", "poll", state.trips);
 }
 
 // W4: one fd source per idle FIFO, plus the self-pinging eventfd.

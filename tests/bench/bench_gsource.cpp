@@ -116,7 +116,7 @@ void stop_side_b(std::atomic<bool>& stop, GMainContext* main_b) {
 // W2: A's bottom half schedules B's, B's schedules A's.
 void cross_bh(Backend backend, const Counts& counts) {
   RoundTrips trips(warmup_count(counts.xbh), counts.xbh, counts.budget_ns,
-                   "aioloop W2 " + mode_name(backend));
+                   "aioloop W2 " + mode_name(backend), /*pair_with_l3=*/true);
   std::barrier<> sync(2);
   std::atomic<bool> stop{false};
   GMainContext* main_b = nullptr;
@@ -142,14 +142,14 @@ void cross_bh(Backend backend, const Counts& counts) {
   sync.arrive_and_wait();
   side_b.join();
 
-  report("xbh", "aioloop", mode_name(backend), -1, trips.ns_per_op(), trips.count());
+  report_trips("xbh", "aioloop", mode_name(backend), trips);
 }
 
 // W3: A's read handler reads A's eventfd and writes B's; B does the same back.
 // Busy polling is off under GLib, so the handlers have only a read callback.
 void cross_fd(Backend backend, const Counts& counts) {
   RoundTrips trips(warmup_count(counts.xfd), counts.xfd, counts.budget_ns,
-                   "aioloop W3 " + mode_name(backend));
+                   "aioloop W3 " + mode_name(backend), /*pair_with_l3=*/true);
   std::barrier<> sync(2);
   std::atomic<bool> stop{false};
   GMainContext* main_b = nullptr;
@@ -183,7 +183,7 @@ void cross_fd(Backend backend, const Counts& counts) {
   side_b.join();
   loop.context().remove_fd_handler(efd_a.fd());
 
-  report("xfd", "aioloop", mode_name(backend), -1, trips.ns_per_op(), trips.count());
+  report_trips("xfd", "aioloop", mode_name(backend), trips);
 }
 
 // W4 (bench_idle_handlers.h), driven by g_main_context_iteration.

@@ -135,7 +135,7 @@ void cross_bh(const Counts& counts) {
     RoundTrips trips;
     uv_async_t async_a;
     uv_async_t async_b;
-  } state{{warmup_count(counts.xbh), counts.xbh, counts.budget_ns, "libuv W2"}, {}, {}};
+  } state{{warmup_count(counts.xbh), counts.xbh, counts.budget_ns, "libuv W2", true}, {}, {}};
   Loop loop_a;
   SideB side_b;
   check(uv_async_init(loop_a.get(), &state.async_a,
@@ -155,7 +155,7 @@ void cross_bh(const Counts& counts) {
   uv_async_send(&state.async_b);
   while (!state.trips.finished()) uv_run(loop_a.get(), UV_RUN_ONCE);
   side_b.finish();
-  report("xbh", "libuv", "block", -1, state.trips.ns_per_op(), state.trips.count());
+  report_trips("xbh", "libuv", "block", state.trips);
 }
 
 // W3: uv_poll on each thread's eventfd; A's reads A's and writes B's.
@@ -166,7 +166,8 @@ void cross_fd(const Counts& counts) {
     EventFd efd_b;
     uv_poll_t poll_a;
     uv_poll_t poll_b;
-  } state{{warmup_count(counts.xfd), counts.xfd, counts.budget_ns, "libuv W3"}, {}, {}, {}, {}};
+  } state{
+      {warmup_count(counts.xfd), counts.xfd, counts.budget_ns, "libuv W3", true}, {}, {}, {}, {}};
   Loop loop_a;
   SideB side_b;
   check(uv_poll_init(loop_a.get(), &state.poll_a, state.efd_a.fd()), "uv_poll_init");
@@ -190,7 +191,7 @@ void cross_fd(const Counts& counts) {
   state.efd_b.write_one();
   while (!state.trips.finished()) uv_run(loop_a.get(), UV_RUN_ONCE);
   side_b.finish();
-  report("xfd", "libuv", "epoll", -1, state.trips.ns_per_op(), state.trips.count());
+  report_trips("xfd", "libuv", "epoll", state.trips);
 }
 
 // W4: one uv_poll per idle FIFO, plus the self-pinging eventfd.

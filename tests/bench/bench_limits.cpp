@@ -68,24 +68,8 @@ void spin_trips(const Counts& counts) {
 // L3: the same ping-pong with blocking read()/write() on two eventfds: every
 // hand-over puts one thread to sleep and wakes the other.
 void wake_trips(const Counts& counts) {
-  EventFd to_a(/*blocking=*/true);
-  EventFd to_b(/*blocking=*/true);
-  const int64_t warm = warmup_count(counts.wake_trips);
-  const int64_t total = warm + counts.wake_trips;
-  std::thread echo([&] {
-    for (int64_t i = 0; i < total; ++i) {
-      to_b.drain();
-      to_a.write_one();
-    }
-  });
-  int64_t start = 0;
-  for (int64_t i = 0; i < total; ++i) {
-    if (i == warm) start = now_ns();
-    to_b.write_one();
-    to_a.drain();
-  }
-  const int64_t wall = now_ns() - start;
-  echo.join();
+  wake_round_trips_ns(warmup_count(counts.wake_trips));
+  const int64_t wall = wake_round_trips_ns(counts.wake_trips);
   report("wake", "limit", "-", -1, static_cast<double>(wall) / counts.wake_trips,
          counts.wake_trips);
 }
@@ -96,6 +80,7 @@ void run_limits(const Options& options, const Counts& counts) {
   if (options.wants("L1")) eventfd_pairs(counts);
   if (options.wants("L2")) spin_trips(counts);
   if (options.wants("L3")) wake_trips(counts);
+  if (options.wants("W3")) run_w3_floors(options, counts);
 }
 
 }  // namespace bench

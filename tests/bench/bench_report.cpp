@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 #include "bench_results.h"
 
@@ -95,9 +96,9 @@ void print_lines(bool on) {
 }
 
 void report(std::string_view workload, std::string_view impl, std::string_view mode, int64_t param,
-            double ns_per_op, int64_t ops) {
-  results().push_back(
-      Result{std::string(workload), std::string(impl), std::string(mode), param, ns_per_op, ops});
+            double ns_per_op, int64_t ops, double paired_l3_ns) {
+  results().push_back(Result{std::string(workload), std::string(impl), std::string(mode), param,
+                             ns_per_op, ops, paired_l3_ns});
   if (!lines_on_stdout) return;
   std::string param_text = param < 0 ? std::string("-") : std::to_string(param);
   std::printf("workload=%.*s impl=%.*s mode=%.*s param=%s ns_per_op=%.2f ops=%lld\n",
@@ -155,17 +156,55 @@ std::span<const int> idle_fifo_fds(int count) {
   return {pool.data(), static_cast<size_t>(count)};
 }
 
+int64_t wake_round_trips_ns(int64_t trips) {
+  EventFd to_a(/*blocking=*/true);
+  EventFd to_b(/*blocking=*/true);
+  std::thread echo([&] {
+    for (int64_t i = 0; i < trips; ++i) {
+      to_b.drain();
+      to_a.write_one();
+    }
+  });
+  const int64_t start = now_ns();
+  for (int64_t i = 0; i < trips; ++i) {
+    to_b.write_one();
+    to_a.drain();
+  }
+  const int64_t wall = now_ns() - start;
+  echo.join();
+  return wall;
+}
+
 bool RoundTrips::complete() {
   ++done_;
   if (done_ == warm_) {
     start_ns_ = now_ns();
     const double warm_ns = static_cast<double>(start_ns_ - begin_ns_) / static_cast<double>(warm_);
     count_ = bounded_count(count_, warm_ns, budget_ns_, std::min<int64_t>(count_, 1000), what_);
+    chunk_ = std::max<int64_t>(count_ / kPairedChunks, 1);
+    // The first chunk of L3 goes before the first measured trip, so that
+    // both measurements start and end at the same moments.
+    if (pair_with_l3_) run_paired_chunk();
   }
-  if (done_ < warm_ + count_) return true;
+  if (done_ < warm_ + count_) {
+    if (pair_with_l3_ && done_ > warm_ && (done_ - warm_) % chunk_ == 0) run_paired_chunk();
+    return true;
+  }
   end_ns_ = now_ns();
   finished_ = true;
   return false;
+}
+
+void RoundTrips::run_paired_chunk() {
+  const int64_t paused = now_ns();
+  paired_ns_ += wake_round_trips_ns(chunk_);
+  paired_trips_ += chunk_;
+  start_ns_ += now_ns() - paused;  // the pause is not part of this measurement
+}
+
+void report_trips(std::string_view workload, std::string_view impl, std::string_view mode,
+                  const RoundTrips& trips) {
+  report(workload, impl, mode, -1, trips.ns_per_op(), trips.count(), trips.paired_l3_ns());
 }
 
 EventFd::EventFd(bool blocking) {

@@ -56,8 +56,11 @@ int64_t warmup_count(int64_t count);
 // Records one measurement (see bench_results.h) and prints its WORKLOADS
 // line on stdout, unless print_lines(false) was called (--json): param < 0
 // prints "-".
+// paired_l3_ns is the L3 measured between the measurement's chunks (see
+// RoundTrips), 0 if none: it is kept for the summary and the JSON, and the
+// WORKLOADS line stays as defined.
 void report(std::string_view workload, std::string_view impl, std::string_view mode, int64_t param,
-            double ns_per_op, int64_t ops);
+            double ns_per_op, int64_t ops, double paired_l3_ns = 0);
 void print_lines(bool on);
 
 // W5 for one implementation, the same way for all: a full-size warm-up round
@@ -123,16 +126,35 @@ inline unsigned offset_ms(int64_t offset_ns) {
 // dies; the fds live until the process exits.
 std::span<const int> idle_fifo_fds(int count);
 
+// L3's round trip, with no event loop: the calling thread and a helper
+// thread hand `trips` round trips back and forth with blocking write() and
+// read() on two eventfds. Returns the wall time of the trips alone.
+int64_t wake_round_trips_ns(int64_t trips);
+
 // Round-trip bookkeeping for the two-thread workloads, touched by thread A
 // only. begin() is called when the first round trip starts; the clock
 // starts once `warm` round trips are done and stops after `count` more. When
 // the warm-up shows the measured phase would exceed budget_ns (a loaded
 // machine makes busy-spinning threads wait for each other's time slices),
 // count is reduced through bounded_count().
+//
+// With pair_with_l3 (round trips that block), the measured phase is cut into
+// kPairedChunks pieces and thread A runs as many L3 round trips between
+// them, its clock stopped meanwhile (the other thread is asleep in its loop).
+// On this shared VM the cost of a wake-up moves by a third within minutes
+// (16-25 us for L3), so an L3 measured at another moment makes a poor
+// yardstick; the paired one went through the same moments.
 class RoundTrips {
  public:
-  RoundTrips(int64_t warm, int64_t count, int64_t budget_ns, std::string what)
-      : warm_(warm), count_(count), budget_ns_(budget_ns), what_(std::move(what)) {}
+  static constexpr int64_t kPairedChunks = 8;
+
+  RoundTrips(int64_t warm, int64_t count, int64_t budget_ns, std::string what,
+             bool pair_with_l3 = false)
+      : warm_(warm),
+        count_(count),
+        budget_ns_(budget_ns),
+        what_(std::move(what)),
+        pair_with_l3_(pair_with_l3) {}
   void begin() { begin_ns_ = now_ns(); }
   // Called when a round trip completes; returns whether to start another.
   bool complete();
@@ -140,18 +162,32 @@ class RoundTrips {
   int64_t count() const { return count_; }
   int64_t total() const { return warm_ + count_; }
   double ns_per_op() const { return static_cast<double>(end_ns_ - start_ns_) / count_; }
+  // L3 per round trip as measured between the chunks; 0 without pairing.
+  double paired_l3_ns() const {
+    return paired_trips_ ? static_cast<double>(paired_ns_) / paired_trips_ : 0;
+  }
 
  private:
+  void run_paired_chunk();
+
   int64_t warm_;
   int64_t count_;
   int64_t budget_ns_;
   std::string what_;
+  bool pair_with_l3_;
+  int64_t chunk_ = 0;
   int64_t done_ = 0;
   int64_t begin_ns_ = 0;
   int64_t start_ns_ = 0;
   int64_t end_ns_ = 0;
+  int64_t paired_ns_ = 0;
+  int64_t paired_trips_ = 0;
   bool finished_ = false;
 };
+
+// report() for a two-thread workload: its paired L3, if any, goes with it.
+void report_trips(std::string_view workload, std::string_view impl, std::string_view mode,
+                  const RoundTrips& trips);
 
 // A non-blocking eventfd, closed on destruction.
 class EventFd {
@@ -183,5 +219,6 @@ void run_gsource(const Options& options, const Counts& counts);
 void run_glib(const Options& options, const Counts& counts);
 void run_libuv(const Options& options, const Counts& counts);
 void run_limits(const Options& options, const Counts& counts);
+void run_w3_floors(const Options& options, const Counts& counts);  // bench_floors.cpp
 
 }  // namespace bench

@@ -90,7 +90,9 @@ void append_result_json(std::string& out, const Result& r) {
   out += ",\"param\":";
   out += r.param < 0 ? "null" : std::to_string(r.param);
   out += ",\"ns_per_op\":" + number(r.ns_per_op);
-  out += ",\"ops\":" + std::to_string(r.ops) + "}";
+  out += ",\"ops\":" + std::to_string(r.ops);
+  if (r.paired_l3_ns > 0) out += ",\"paired_l3_ns\":" + number(r.paired_l3_ns);
+  out += "}";
 }
 
 }  // namespace
@@ -122,6 +124,13 @@ std::vector<SummaryRow> summarize(const std::vector<Result>& all) {
         if (l.impl == "limit" && l.workload == *limit) row.limit = &l;
       }
     }
+    if (row.limit) {
+      row.limit_paired = row.limit->workload == "wake" && ours.paired_l3_ns > 0;
+      row.limit_ns = row.limit_paired ? ours.paired_l3_ns : row.limit->ns_per_op;
+    }
+    for (const Result& f : all) {
+      if (f.impl == "limit" && f.workload == ours.workload && f.mode == ours.mode) row.floor = &f;
+    }
     rows.push_back(row);
   }
   return rows;
@@ -151,9 +160,12 @@ void print_summary(const std::vector<Result>& all, const Machine& machine) {
   note("summary: %s, %d CPUs, %s; %s; %s", machine.cpu.c_str(), machine.cpus,
        machine.kernel.c_str(), machine.libraries.c_str(), machine.date.c_str());
   note("ours/peer < 1: aioloop is cheaper than the best of GLib and libuv at the same work;");
-  note("ours/limit: aioloop's cost over the machine's own cost for that work (1.00 = at it).");
-  note("%-3s %-8s %6s  %-20s %10s  %-16s %10s %9s  %-5s %10s", "id", "workload", "param",
-       "aioloop mode", "ns/op", "best peer", "ns/op", "ours/peer", "limit", "ours/limit");
+  note("ours/limit: aioloop's cost over the machine's own cost for that work (1.00 = at it);");
+  note("  L3* is the L3 measured between the chunks of that very measurement.");
+  note("ours/floor: W3 over its monitor's bare wait + read + write with no loop (bench_floors).");
+  note("%-3s %-8s %6s  %-20s %10s  %-16s %10s %9s  %-5s %10s %10s", "id", "workload", "param",
+       "aioloop mode", "ns/op", "best peer", "ns/op", "ours/peer", "limit", "ours/limit",
+       "ours/floor");
   for (const SummaryRow& row : rows) {
     const Result& r = *row.ours;
     const std::string param = r.param < 0 ? "-" : std::to_string(r.param);
@@ -163,12 +175,21 @@ void print_summary(const std::vector<Result>& all, const Machine& machine) {
       peer_ns = number(row.best_peer->ns_per_op);
       peer_ratio = number(r.ns_per_op / row.best_peer->ns_per_op);
     }
-    const std::string limit = row.limit ? workload_id(row.limit->workload) : "-";
+    std::string limit = row.limit ? workload_id(row.limit->workload) : "-";
+    if (row.limit_paired) limit += "*";
     const std::string limit_ratio =
-        row.limit ? number(r.ns_per_op / row.limit->ns_per_op) : std::string("-");
-    note("%-3s %-8s %6s  %-20s %10.2f  %-16s %10s %9s  %-5s %10s", workload_id(r.workload),
+        row.limit ? number(r.ns_per_op / row.limit_ns) : std::string("-");
+    const std::string floor_ratio =
+        row.floor ? number(r.ns_per_op / row.floor->ns_per_op) : std::string("-");
+    note("%-3s %-8s %6s  %-20s %10.2f  %-16s %10s %9s  %-5s %10s %10s", workload_id(r.workload),
          r.workload.c_str(), param.c_str(), r.mode.c_str(), r.ns_per_op, peer.c_str(),
-         peer_ns.c_str(), peer_ratio.c_str(), limit.c_str(), limit_ratio.c_str());
+         peer_ns.c_str(), peer_ratio.c_str(), limit.c_str(), limit_ratio.c_str(),
+         floor_ratio.c_str());
+  }
+  for (const Result& f : all) {
+    if (f.impl != "limit" || f.workload != "xfd" || f.paired_l3_ns <= 0) continue;
+    note("W3 floor %-8s %10.2f ns/op = %.2f x L3* (%.2f ns): no loop can do W3 for less",
+         f.mode.c_str(), f.ns_per_op, f.ns_per_op / f.paired_l3_ns, f.paired_l3_ns);
   }
 }
 
@@ -203,10 +224,14 @@ std::string to_json(const std::vector<Result>& all, const Machine& machine) {
     out += ",\"limit\":";
     if (row.limit) {
       append_json_string(out, workload_id(row.limit->workload));
-      out += ",\"ours_over_limit\":" + number(row.ours->ns_per_op / row.limit->ns_per_op);
+      out += ",\"limit_paired\":";
+      out += row.limit_paired ? "true" : "false";
+      out += ",\"ours_over_limit\":" + number(row.ours->ns_per_op / row.limit_ns);
     } else {
       out += "null,\"ours_over_limit\":null";
     }
+    out += ",\"ours_over_floor\":";
+    out += row.floor ? number(row.ours->ns_per_op / row.floor->ns_per_op) : "null";
     out += "}";
   }
   out += "\n  ]\n}\n";

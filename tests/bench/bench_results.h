@@ -20,6 +20,7 @@ struct Result {
   int64_t param;
   double ns_per_op;
   int64_t ops;
+  double paired_l3_ns = 0;  // L3 measured between its chunks (RoundTrips), or 0
 };
 
 // The measurements reported so far, in report order (main thread only).
@@ -32,6 +33,13 @@ struct SummaryRow {
   const Result* ours;
   const Result* best_peer;  // null when no peer measured it
   const Result* limit;      // null when no limit applies
+  // The limit's cost per operation to divide by: the L3 paired with our
+  // measurement when there is one (RoundTrips), else limit's own figure.
+  double limit_ns = 0;
+  bool limit_paired = false;
+  // W3 in a native blocking mode: the bare system calls of that monitor
+  // (impl=limit workload=xfd, bench_floors.cpp), if measured.
+  const Result* floor = nullptr;
 };
 
 // One row per aioloop measurement, in report order.

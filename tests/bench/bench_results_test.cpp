@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "bench_report.h"
+
 namespace bench {
 namespace {
 
@@ -33,6 +35,10 @@ std::vector<Result> SampleRun() {
       {"eventfd", "limit", "-", -1, 2400, 100},
       {"spin", "limit", "-", -1, 750, 100},
       {"wake", "limit", "-", -1, 23000, 100},
+      {"xfd", "aioloop", "epoll", -1, 26000, 100, 21000},
+      {"xfd", "libuv", "epoll", -1, 30000, 100, 22000},
+      {"xfd", "limit", "epoll", -1, 24000, 100, 20500},
+      {"xfd", "limit", "poll", -1, 23500, 100, 20500},
   };
 }
 
@@ -48,7 +54,7 @@ const SummaryRow& RowFor(const std::vector<SummaryRow>& rows, std::string_view w
 
 TEST(BenchSummary, OneRowPerAioloopMeasurement) {
   const auto run = SampleRun();
-  EXPECT_EQ(summarize(run).size(), 6u);
+  EXPECT_EQ(summarize(run).size(), 7u);
 }
 
 TEST(BenchSummary, BestPeerIsTheCheapestOfAnyPeerMode) {
@@ -86,6 +92,45 @@ TEST(BenchSummary, BusyPollingIsBoundedByTheSpinLimitBlockingByTheWakeLimit) {
   EXPECT_FALSE(limit_for("timers", "rearm").has_value());
 }
 
+TEST(BenchSummary, BlockingRoundTripsAreSetAgainstTheirPairedL3) {
+  const auto run = SampleRun();
+  const auto rows = summarize(run);
+  const SummaryRow& xfd = RowFor(rows, "xfd", "epoll");
+  ASSERT_NE(xfd.limit, nullptr);
+  EXPECT_TRUE(xfd.limit_paired);
+  EXPECT_EQ(xfd.limit_ns, 21000);
+  // Without a paired figure, the run's own L3.
+  const SummaryRow& xbh = RowFor(rows, "xbh", "epoll");
+  EXPECT_FALSE(xbh.limit_paired);
+  EXPECT_EQ(xbh.limit_ns, 23000);
+}
+
+TEST(BenchSummary, W3FloorIsTheSameMonitors) {
+  const auto run = SampleRun();
+  const auto rows = summarize(run);
+  const SummaryRow& xfd = RowFor(rows, "xfd", "epoll");
+  ASSERT_NE(xfd.floor, nullptr);
+  EXPECT_EQ(xfd.floor->ns_per_op, 24000);
+  EXPECT_EQ(RowFor(rows, "xbh", "epoll").floor, nullptr);
+}
+
+TEST(RoundTrips, PairedL3IsMeasuredBetweenChunksAndLeftOutOfTheClock) {
+  RoundTrips trips(100, 800, int64_t{60} * 1000 * 1000 * 1000, "test", /*pair_with_l3=*/true);
+  trips.begin();
+  while (trips.complete()) {
+  }
+  // Each L3 round trip puts a thread to sleep and wakes it: microseconds.
+  // The round trips here do nothing, so if the pauses were counted they
+  // would cost as much as L3 itself.
+  EXPECT_GT(trips.paired_l3_ns(), 0);
+  EXPECT_LT(trips.ns_per_op(), trips.paired_l3_ns() / 4);
+  RoundTrips unpaired(100, 800, int64_t{60} * 1000 * 1000 * 1000, "test");
+  unpaired.begin();
+  while (unpaired.complete()) {
+  }
+  EXPECT_EQ(unpaired.paired_l3_ns(), 0);
+}
+
 TEST(BenchSummary, JsonCarriesEveryResultAndTheRatios) {
   const auto run = SampleRun();
   const Machine machine{"Linux 6.18", "a \"quoted\" CPU", 2, "2026-11-23", "GLib 2.74"};
@@ -96,9 +141,12 @@ TEST(BenchSummary, JsonCarriesEveryResultAndTheRatios) {
     ++count;
   }
   // Every result once, plus each summary row's own and peer's copy (every
-  // one of the six rows has a peer here).
-  EXPECT_EQ(count, run.size() + 6 + 6);
-  EXPECT_NE(json.find("\"ours_over_peer\":0.02"), std::string::npos);  // 25 / 1430
+  // one of the seven rows has a peer here).
+  EXPECT_EQ(count, run.size() + 7 + 7);
+  EXPECT_NE(json.find("\"paired_l3_ns\":21000.00"), std::string::npos);
+  EXPECT_NE(json.find("\"ours_over_limit\":1.24"), std::string::npos);  // 26000 / 21000
+  EXPECT_NE(json.find("\"ours_over_floor\":1.08"), std::string::npos);  // 26000 / 24000
+  EXPECT_NE(json.find("\"ours_over_peer\":0.02"), std::string::npos);   // 25 / 1430
   EXPECT_NE(json.find("a \\\"quoted\\\" CPU"), std::string::npos);
 }
 
