@@ -91,6 +91,77 @@ TEST_P(FdHandlerTest, SelfPingingHandlerRunsOncePerIteration) {
   close(efd);
 }
 
+// An fd changes character as a program runs: quiet (written by someone else,
+// drained by its handler), busy (its handler makes it ready again), left
+// ready (its handler does not drain it). Level-triggered dispatch holds in
+// every phase and across the changes. Under multishot io_uring a quiet fd is
+// moved to one-shot requests and now and then back to multishot (every 64
+// events), so the phases are long enough to cross several such moves.
+TEST_P(FdHandlerTest, LevelTriggeredWhetherTheFdIsQuietBusyOrLeftReady) {
+  const int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  ASSERT_GE(efd, 0);
+  enum class Phase { quiet, busy, left_ready } phase = Phase::quiet;
+  int reads = 0;
+  ASSERT_FALSE(ctx().set_fd_handler(
+      efd, ReadHandler([&] {
+        ++reads;
+        if (phase == Phase::left_ready) return;
+        uint64_t value = 0;
+        EXPECT_EQ(read(efd, &value, sizeof value), static_cast<ssize_t>(sizeof value));
+        value = 1;
+        if (phase == Phase::busy) {
+          EXPECT_EQ(write(efd, &value, sizeof value), static_cast<ssize_t>(sizeof value));
+        }
+      })));
+  const uint64_t one = 1;
+  auto quiet_rounds = [&](int rounds) {
+    for (int i = 0; i < rounds; ++i) {
+      const int before = reads;
+      ASSERT_FALSE(ctx().poll(false)) << "drained: nothing to report (round " << i << ")";
+      ASSERT_EQ(write(efd, &one, sizeof one), static_cast<ssize_t>(sizeof one));
+      ASSERT_TRUE(ctx().poll(true));
+      ASSERT_EQ(reads, before + 1) << "round " << i;
+    }
+  };
+  // io_uring: about one completion per event. Watching a quiet fd with a
+  // multishot request and a level check would complete both per event.
+  auto expect_one_completion_per_event = [&](uint64_t since, int events, const char* phase_name) {
+    if (ctx().backend() != aioloop::Backend::io_uring) return;
+    const uint64_t completions = ctx().stats().monitor_completions - since;
+    EXPECT_LE(completions, static_cast<uint64_t>(events + events / 8)) << phase_name;
+  };
+  quiet_rounds(40);  // settles
+  uint64_t since = ctx().stats().monitor_completions;
+  quiet_rounds(200);
+  expect_one_completion_per_event(since, 200, "quiet");
+
+  phase = Phase::busy;
+  ASSERT_EQ(write(efd, &one, sizeof one), static_cast<ssize_t>(sizeof one));
+  for (int i = 0; i < 100; ++i) {  // long enough to go back to multishot
+    ASSERT_TRUE(ctx().poll(true));
+  }
+  since = ctx().stats().monitor_completions;
+  for (int i = 0; i < 200; ++i) {
+    const int before = reads;
+    ASSERT_TRUE(ctx().poll(true));
+    ASSERT_EQ(reads, before + 1) << "one dispatch per iteration (round " << i << ")";
+  }
+  expect_one_completion_per_event(since, 200, "busy");
+
+  phase = Phase::left_ready;
+  for (int i = 0; i < 200; ++i) {
+    const int before = reads;
+    ASSERT_TRUE(ctx().poll(false)) << "still ready, reported again (round " << i << ")";
+    ASSERT_EQ(reads, before + 1);
+  }
+
+  phase = Phase::quiet;
+  ASSERT_TRUE(ctx().poll(false));  // drains it
+  quiet_rounds(200);
+  ctx().remove_fd_handler(efd);
+  close(efd);
+}
+
 // DESIGN "Fd handler": the `write` callback runs when the fd is writable.
 TEST_P(FdHandlerTest, WriteCallbackRunsWhenThePipeIsWritable) {
   Pipe pipe;

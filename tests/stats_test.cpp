@@ -23,6 +23,7 @@ TEST_P(StatsTest, FreshContextCountsNothing) {
   EXPECT_EQ(s.timers_fired, 0u);
   EXPECT_EQ(s.eventfd_writes, 0u);
   EXPECT_EQ(s.invalid_fds, 0u);
+  EXPECT_EQ(s.monitor_completions, 0u);
   EXPECT_EQ(s.poll_ns, 0) << "busy polling is off by default";
   EXPECT_EQ(s.backend, GetParam());
   EXPECT_EQ(ctx().backend(), GetParam());
@@ -81,6 +82,29 @@ TEST_P(StatsTest, HandlersDispatchedCountsUserHandlers) {
   EXPECT_EQ(ctx().stats().handlers_dispatched, 3u);
   ctx().remove_fd_handler(first.read_fd);
   ctx().remove_fd_handler(second.read_fd);
+}
+
+// "monitor completions": the io_uring completions reaped, at least one per
+// event; poll and epoll have none.
+TEST_P(StatsTest, MonitorCompletionsCountIoUringCompletions) {
+  Pipe pipe;
+  FdHandler handler;
+  handler.read = [&] { pipe.Drain(); };
+  ASSERT_FALSE(ctx().set_fd_handler(pipe.read_fd, std::move(handler)));
+  ctx().poll(false);
+  const uint64_t before = ctx().stats().monitor_completions;
+  for (int i = 0; i < 10; ++i) {
+    pipe.Fill();
+    ctx().poll(false);
+  }
+  EXPECT_EQ(ctx().stats().handlers_dispatched, 10u);
+  const uint64_t completions = ctx().stats().monitor_completions - before;
+  if (GetParam() == Backend::io_uring) {
+    EXPECT_GE(completions, 10u);
+  } else {
+    EXPECT_EQ(completions, 0u);
+  }
+  ctx().remove_fd_handler(pipe.read_fd);
 }
 
 // DESIGN "Observability": "timers fired".

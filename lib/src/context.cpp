@@ -233,6 +233,7 @@ Stats Context::stats() const {
   s.timers_fired = self.stat_timers_fired_.get();
   s.eventfd_writes = self.stat_eventfd_writes_.load(std::memory_order_relaxed);
   s.invalid_fds = self.stat_invalid_fds_.get();
+  s.monitor_completions = self.stat_monitor_completions_.get();
   s.poll_ns = self.poll_ns_.load(std::memory_order_relaxed);
   s.backend = self.backend_;
   return s;

@@ -124,6 +124,7 @@ class ContextImpl final : public Context, public MonitorHost {
   HandlerNode* handler_for_fd(int fd) const override { return handler_for(fd); }
   void unref(HandlerNode* node) override;
   uint64_t dispatch_walks() const override { return dispatch_walks_; }
+  void count_completions(uint64_t n) override { stat_monitor_completions_.add(n); }
 
   // Whether the handler must be left alone now (suspended external).
   bool suspended(const HandlerNode* node) const {
@@ -194,7 +195,8 @@ class ContextImpl final : public Context, public MonitorHost {
 
   // Statistics.
   StatCounter stat_iterations_, stat_blocking_waits_, stat_busy_attempts_, stat_busy_hits_,
-      stat_bhs_run_, stat_dispatched_, stat_timers_fired_, stat_invalid_fds_;
+      stat_bhs_run_, stat_dispatched_, stat_timers_fired_, stat_invalid_fds_,
+      stat_monitor_completions_;
   // Written by notify() from any thread: a real atomic add.
   std::atomic<uint64_t> stat_eventfd_writes_{0};
 

@@ -34,6 +34,8 @@ class MonitorHost {
   // put on the ready list when this read n has been dispatched (or dropped)
   // once it reads more than n.
   virtual uint64_t dispatch_walks() const = 0;
+  // Counts n completions the monitor reaped (io_uring), for Stats.
+  virtual void count_completions(uint64_t n) = 0;
 
  protected:
   ~MonitorHost() = default;

@@ -52,10 +52,15 @@ struct HandlerNode : ListLink<LiveTag>,
   uint64_t monitor_tag = 0;
   uint32_t monitor_events = 0;
   bool monitor_suspended = false;
-  bool monitor_queued = false;    // io_uring: on the monitor's level-check list
-  uint64_t monitor_round = 0;     // io_uring: dispatch_walks() when its last event came
-  bool monitor_checking = false;  // io_uring: a level check is in the kernel
-  uint64_t monitor_cq_mark = 0;   // io_uring: completions posted when its dispatch began
+  bool monitor_queued = false;     // io_uring: on the monitor's level-check list
+  uint64_t monitor_round = 0;      // io_uring: dispatch_walks() when its last event came
+  bool monitor_checking = false;   // io_uring: a level check is in the kernel
+  uint64_t monitor_cq_mark = 0;    // io_uring: completions posted when its dispatch began
+  bool monitor_quiet = false;      // io_uring: watched by one-shot requests (see the monitor)
+  uint8_t monitor_quiet_arms = 0;  // io_uring: one-shot arms since it became quiet
+  uint8_t monitor_wake_kinds = 0;  // io_uring: its requests completed in monitor_wake_pass
+  bool monitor_fresh = false;      // io_uring: its multishot request has not completed yet
+  uint64_t monitor_wake_pass = 0;  // io_uring: the reap that last completed one of them
 
   // Busy-poll state (busy_poll.cpp).
   bool polling_now = false;      // its poll/poll_ready runs: not re-entered

@@ -22,9 +22,20 @@
 // update finds a ready fd but reports it through task work, and the fuzzer
 // caught that completion arriving after the submitting system call had
 // returned (a zero-timeout iteration then missed a ready fd). A one-shot
-// request that finds its fd ready completes inline, every time. When the
-// fd is not ready the check stays armed beside the multishot request and
-// the next wake-up completes both, which one reap merges.
+// request that finds its fd ready completes inline, every time.
+//
+// When the fd is not ready, the check stays armed beside the multishot
+// request and the next wake-up completes both: two wake-up callbacks, two
+// pieces of task work and two completions for one event. That is the usual
+// life of a quiet fd, one that becomes ready because someone else wrote to
+// it and whose handler drains it (W3: a round trip cost 1.21x L3 against
+// 1.14-1.18x with one-shot requests, L3 paired). So an fd whose wake-up
+// completed both requests is quiet: its multishot request is cancelled and
+// it is watched by one one-shot request at a time, armed after its handler
+// has run (which makes that request its level check, as below). Every
+// kQuietProbeEvery-th arm of a quiet fd is a multishot request and a check
+// again: an fd that has become busy (its handler makes it ready again) keeps
+// multishot, because its checks are skipped and nothing completes twice.
 //
 // "After it has run" is exact: the context counts the walks of its ready
 // list, and a handler's check is due once a walk has begun since its last
@@ -33,9 +44,9 @@
 // ready and reports it again, which changes nothing.)
 //
 // Kernels without IORING_FEAT_CQE_SKIP (before 5.17), or
-// AIOLOOP_IO_URING_POLL=oneshot, use one-shot requests instead, re-armed
-// after each completion: the re-arm reaches the kernel with the next
-// submission, after the handler has run, so it is the level check itself.
+// AIOLOOP_IO_URING_POLL=oneshot, treat every fd as quiet for good: one-shot
+// requests only, each re-armed at the first submission after its handler
+// has run.
 //
 // Requests are tagged (fd << 32 | arm number), never with a pointer. Each
 // arm gets a new number, so a completion whose tag is not the fd's current
@@ -85,6 +96,10 @@ constexpr unsigned kRingEntries = 256;
 constexpr unsigned kCqEntries = 8192;
 // Marks a level check's one-shot request (see the top of the file).
 constexpr uint32_t kLevelCheckBit = 1u << 31;
+// How often a quiet fd tries multishot again (see the top of the file): a
+// quiet fd pays one extra request and one cancel per this many events, an
+// fd that became busy pays at most this many wait system calls.
+constexpr uint8_t kQuietProbeEvery = 64;
 
 uint64_t tag(int fd, uint32_t arm) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(fd)) << 32) | arm;
@@ -219,7 +234,6 @@ class IoUringMonitor final : public FdMonitor {
   // the next iteration run the handler for nothing. 64-bit positions: the
   // kernel's 32-bit CQ indices wrap.
   void dispatching(HandlerNode* node) override {
-    if (!multishot_) return;
     const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
     node->monitor_cq_mark = cq_consumed_ + (tail - *ring_.cq.khead);
     if (!node->monitor_queued && node->monitor_tag != 0) {
@@ -264,7 +278,7 @@ class IoUringMonitor final : public FdMonitor {
           const uint64_t before = news_;
           reap();
           if (news_ != before || remaining_ns == 0) return false;
-          if (multishot_) queue_level_checks();  // checks to make again go with the retry
+          queue_level_checks();  // checks to make again go with the retry
           return true;
         }
         // io_uring_enter() returns how many requests it submitted even when
@@ -328,15 +342,15 @@ class IoUringMonitor final : public FdMonitor {
     self->watch(node);
   }
 
-  // A submission point: the level checks that are due go into the queue.
-  // With take_posted, completions already posted are taken first: an event
-  // newer than the one a handler just ran for makes that handler's check
-  // unnecessary. Not for one-shot requests: their re-arms are the checks,
-  // and taking a completion now would send its re-arm before the handler
-  // has run, to complete at once and be dispatched twice.
+  // A submission point: the level checks that are due (and the re-arms of
+  // one-shot requests, which are level checks too) go into the queue. With
+  // take_posted, completions already posted are taken first: an event newer
+  // than the one a handler just ran for makes that handler's check
+  // unnecessary. An event taken now queues its fd's check (or re-arm) for
+  // after its handler has run, never before: a request sent before would
+  // find the fd ready, complete at once and cost a second completion.
   // Returns whether it took an event: the wait that follows must not block.
   bool begin_submission(bool take_posted) {
-    if (!multishot_) return false;
     const uint64_t before = news_;
     if (take_posted) collect();
     queue_level_checks();
@@ -402,7 +416,7 @@ class IoUringMonitor final : public FdMonitor {
   }
 
   void prep_poll(io_uring_sqe* sqe, HandlerNode* node) {
-    if (multishot_) {
+    if (multishot_ && !node->monitor_quiet) {
       io_uring_prep_poll_multishot(sqe, node->fd, node->interest);
     } else {
       io_uring_prep_poll_add(sqe, node->fd, node->interest);
@@ -438,11 +452,51 @@ class IoUringMonitor final : public FdMonitor {
 
   // Starts watching node's fd.
   void watch(HandlerNode* node) {
-    if (multishot_) {
+    if (multishot_ && !node->monitor_quiet) {
       arm_and_check(node);
     } else {
       arm(node);
     }
+  }
+
+  // Its request has ended (a quiet fd's one-shot request, or one the kernel
+  // cancelled) and its handler has run: watch it again. A quiet fd tries
+  // multishot again now and then (see the top of the file).
+  void rewatch(HandlerNode* node) {
+    if (multishot_ && node->monitor_quiet && ++node->monitor_quiet_arms >= kQuietProbeEvery) {
+      node->monitor_quiet = false;
+      node->monitor_quiet_arms = 0;
+    }
+    watch(node);
+  }
+
+  // Whether the wake-up this completion came from completed both node's
+  // multishot request and its level check: the completions of one wake-up
+  // arrive in one reap. Not the first completion of a new multishot
+  // request: like a check, it may report the level the fd had when it was
+  // armed (a probe of a busy fd finds it ready twice, and it must stay busy).
+  bool completed_twice(HandlerNode* node, bool check) {
+    if (!check && node->monitor_fresh) {
+      node->monitor_fresh = false;
+      return false;
+    }
+    if (node->monitor_wake_pass != reap_pass_) {
+      node->monitor_wake_pass = reap_pass_;
+      node->monitor_wake_kinds = 0;
+    }
+    node->monitor_wake_kinds |= check ? 2 : 1;
+    return node->monitor_wake_kinds == 3;
+  }
+
+  // Watches node's fd with one-shot requests from now on: both of its
+  // requests are cancelled, and a new tag makes whatever they still post
+  // stale. The caller's want_level_check() arms the first one-shot request
+  // after the handler has run.
+  void become_quiet(HandlerNode* node) {
+    disarm_node(node);
+    node->monitor_tag = next_arm_number();
+    node->monitor_quiet = true;
+    node->monitor_quiet_arms = 0;
   }
 
   // Cancels what node has in the kernel; its completions become stale.
@@ -474,6 +528,7 @@ class IoUringMonitor final : public FdMonitor {
     }
     node->monitor_tag = next_arm_number();
     node->monitor_events = node->interest;
+    node->monitor_fresh = true;
     if (io_uring_sqe* sqe = get_sqe()) {
       prep_poll(sqe, node);
     } else {
@@ -520,7 +575,7 @@ class IoUringMonitor final : public FdMonitor {
       node->monitor_queued = false;
       if (node->monitor_tag == 0 || node->monitor_suspended || node->invalid) continue;
       if (node->monitor_events == 0) {
-        arm_and_check(node);  // its request ended
+        rewatch(node);  // its request ended
       } else {
         level_check(node);
       }
@@ -537,6 +592,7 @@ class IoUringMonitor final : public FdMonitor {
   // Takes the completions already in the CQ, without entering the kernel.
   void collect() {
     reaping_ = true;
+    ++reap_pass_;
     const unsigned head = *ring_.cq.khead;
     const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
     for (unsigned i = head; i != tail; ++i) {
@@ -544,6 +600,7 @@ class IoUringMonitor final : public FdMonitor {
       if (complete(cqe, cq_consumed_ + (i - head))) ++news_;
     }
     cq_consumed_ += tail - head;
+    if (tail != head) host_.count_completions(tail - head);
     io_uring_cq_advance(&ring_, tail - head);
     reaping_ = false;
   }
@@ -569,7 +626,7 @@ class IoUringMonitor final : public FdMonitor {
     HandlerNode* node = host_.handler_for_fd(fd);
     const bool check = number & kLevelCheckBit;
     if (!node || node->monitor_tag != (number & ~kLevelCheckBit)) return false;  // stale
-    const bool more = !check && multishot_ && (cqe.flags & IORING_CQE_F_MORE);
+    const bool more = !check && (cqe.flags & IORING_CQE_F_MORE);
     if (check) {
       node->monitor_checking = false;
     } else if (!more) {
@@ -579,13 +636,9 @@ class IoUringMonitor final : public FdMonitor {
     if (res < 0) {
       if (res == -ECANCELED) {
         // Ended by the kernel, not by us (ours carry stale tags): watch
-        // again at once.
-        if (multishot_) {
-          want_level_check(node, false);
-          node->monitor_round = 0;
-        } else {
-          arm(node);
-        }
+        // again at the next submission.
+        want_level_check(node, false);
+        node->monitor_round = 0;
         return false;
       }
       // EBADF: the fd was closed (a request holds the file, the check finds
@@ -605,18 +658,15 @@ class IoUringMonitor final : public FdMonitor {
       suspended_.push_back(fd);
       return false;
     }
-    if (multishot_ && position < node->monitor_cq_mark) {
+    if (position < node->monitor_cq_mark) {
       // Posted before the handler's last dispatch began: that dispatch and
       // the level check after it cover this readiness.
       if (!more && !check) want_level_check(node, false);  // the request ended
       return false;
     }
+    if (multishot_ && !node->monitor_quiet && completed_twice(node, check)) become_quiet(node);
     host_.mark_ready(node, static_cast<uint32_t>(res));
-    if (multishot_) {
-      want_level_check(node, (static_cast<uint32_t>(res) & node->interest) == node->interest);
-    } else {
-      arm(node);
-    }
+    want_level_check(node, (static_cast<uint32_t>(res) & node->interest) == node->interest);
     return true;
   }
 
@@ -624,9 +674,9 @@ class IoUringMonitor final : public FdMonitor {
   io_uring ring_{};
   bool multishot_ = false;
   uint32_t arm_number_ = 0;
-  uint64_t news_ = 0;
-  uint64_t cq_consumed_ =
-      0;  // completions taken from the CQ so far  // completions complete() found to be news
+  uint64_t news_ = 0;         // completions complete() found to be news
+  uint64_t cq_consumed_ = 0;  // completions taken from the CQ so far
+  uint64_t reap_pass_ = 0;    // calls of collect()
   bool reaping_ = false;
   // What the outer loop watches: the ring fd, or (direct_) the handlers' fds.
   EmbedFd ring_fd_{};

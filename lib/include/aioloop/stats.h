@@ -10,6 +10,11 @@ namespace aioloop {
 
 // A snapshot of a context's counters (Context::stats()). Each field is read
 // atomically on its own; the snapshot as a whole is not one instant.
+//
+// monitor_completions counts what the io_uring monitor took from its
+// completion queue, stale completions included (always 0 under poll and
+// epoll): about one per fd event; many more mean requests that report the
+// same readiness twice.
 struct Stats {
   uint64_t iterations = 0;               // calls of poll() and GSource dispatches
   uint64_t blocking_waits = 0;           // waits in the fd monitor with a timeout != 0
@@ -20,6 +25,7 @@ struct Stats {
   uint64_t timers_fired = 0;             // timer callbacks run
   uint64_t eventfd_writes = 0;           // notify() calls that had to write the eventfd
   uint64_t invalid_fds = 0;              // handlers dropped from the watch set: fd closed
+  uint64_t monitor_completions = 0;      // io_uring completions reaped (see below)
   int64_t poll_ns = 0;                   // current busy-poll budget
   Backend backend = Backend::automatic;  // the monitor in use (never automatic)
 };
