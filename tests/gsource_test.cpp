@@ -932,6 +932,48 @@ TEST_P(GSourceTest, FewAndManyHandlersUnderGLib) {
   for (int i = 0; i < 3; ++i) ctx().remove_fd_handler(pipes[i]->read_fd);
 }
 
+// Many handlers, one of them busy: under epoll it soon leaves the epoll set
+// and GLib polls it beside the epoll fd. Every write is read exactly once
+// on the way in, while hot, when a second fd joins, after the busy one is
+// replaced while hot, and when it goes idle and back.
+TEST_P(GSourceTest, BusyFdAmongManyHandlersUnderGLib) {
+  constexpr int kPipes = 16;
+  std::vector<std::unique_ptr<Pipe>> pipes;
+  std::vector<int> reads(kPipes, 0);
+  auto add = [&](int i) {
+    ASSERT_FALSE(ctx().set_fd_handler(pipes[i]->read_fd, {.read = [&, i] {
+                                        ++reads[i];
+                                        pipes[i]->Drain();
+                                      }}));
+  };
+  for (int i = 0; i < kPipes; ++i) {
+    pipes.push_back(std::make_unique<Pipe>());
+    add(i);
+  }
+  auto rounds = [&](std::initializer_list<int> busy, int count) {
+    for (int r = 0; r < count; ++r) {
+      std::vector<int> want = reads;
+      for (int i : busy) {
+        pipes[i]->Fill();
+        ++want[i];
+      }
+      ASSERT_TRUE(IterateUntil([&] { return reads == want; }, 2s)) << "round " << r;
+      Iterate(false);
+      ASSERT_EQ(reads, want) << "round " << r << ": a drained fd ran again";
+    }
+  };
+  rounds({3}, 20);
+  rounds({3, 11}, 20);
+  // Replaced while hot (epoll): the new handler is watched from scratch.
+  ctx().remove_fd_handler(pipes[3]->read_fd);
+  add(3);
+  rounds({3}, 10);
+  // Idle long enough to go back into the set, then busy again.
+  for (int i = 0; i < 80; ++i) Iterate(false);
+  rounds({3, 7}, 10);
+  for (int i = 0; i < kPipes; ++i) ctx().remove_fd_handler(pipes[i]->read_fd);
+}
+
 // Issue 5 §5: the C++ convenience aioloop::glib::run() runs a GMainLoop with
 // the context attached and detaches it again before returning.
 TEST_P(GSourceTest, RunConvenienceAttachesAndDetaches) {

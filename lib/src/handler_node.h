@@ -54,6 +54,8 @@ struct HandlerNode : ListLink<LiveTag>,
   bool monitor_suspended = false;
   bool monitor_queued = false;     // io_uring: on the monitor's level-check list
   uint64_t monitor_round = 0;      // io_uring: dispatch_walks() when its last event came
+                                   // epoll: the outer-loop round of its last event
+  uint32_t monitor_streak = 0;     // epoll: outer-loop rounds in a row with an event
   bool monitor_checking = false;   // io_uring: a level check is in the kernel
   uint64_t monitor_cq_mark = 0;    // io_uring: completions posted when its dispatch began
   bool monitor_quiet = false;      // io_uring: watched by one-shot requests (see the monitor)

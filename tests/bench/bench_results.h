@@ -40,6 +40,9 @@ struct SummaryRow {
   // W3 in a native blocking mode: the bare system calls of that monitor
   // (impl=limit workload=xfd, bench_floors.cpp), if measured.
   const Result* floor = nullptr;
+  // ours over floor, each first divided by its own paired L3 when both
+  // have one (they ran minutes apart, and the wake-up cost drifts).
+  double over_floor = 0;
 };
 
 // One row per aioloop measurement, in report order.
