@@ -167,6 +167,23 @@ TEST_P(GSourceTest, BottomHalfRunsOncePerSchedule) {
   EXPECT_EQ(runs, 1);
 }
 
+// DESIGN "Bottom half": an idle bottom half runs "when the context is
+// otherwise idle, at the latest after 10 ms" — under GLib too (see
+// MonitorTest.IdleBottomHalfRunsInABarePollLoop for check()'s part).
+TEST_P(GSourceTest, IdleBottomHalfRunsWhenGLibsWaitEnds) {
+  int runs = 0;
+  BottomHalf idle(ctx(), [&] { ++runs; });
+  // Scheduled from a callback: the home thread needs no notification, so
+  // nothing but check() can tell GLib about it.
+  BottomHalf starter(ctx(), [&] { idle.schedule_idle(); });
+  starter.schedule();
+  EXPECT_TRUE(Iterate());
+  EXPECT_EQ(runs, 0) << "a bottom half scheduled during the pass runs in a later one";
+  EXPECT_TRUE(IterateUntil([&] { return runs == 1; }, 2s));
+  for (int i = 0; i < 3; ++i) Iterate();
+  EXPECT_EQ(runs, 1);
+}
+
 // DESIGN "Bottom half": "A BH scheduled while BHs are running runs in a
 // later round" — under GLib, once per GLib iteration.
 TEST_P(GSourceTest, SelfReschedulingBottomHalfRunsOncePerIteration) {

@@ -281,6 +281,22 @@ TEST_P(MonitorTest, EmbeddedInABarePollLoop) {
   ctx().remove_fd_handler(p.read_fd);
 }
 
+// DESIGN "The GSource": check returns true "if a BH is scheduled", idle
+// ones included. Found by the fuzzer's embedded iterations: prepare said
+// work was due (the idle bottom half's schedule had left a notification),
+// check said nothing was, and an outer loop that dispatches only after a
+// true check never ran it.
+TEST_P(MonitorTest, IdleBottomHalfRunsInABarePollLoop) {
+  int runs = 0;
+  BottomHalf idle(ctx(), [&] { ++runs; });
+  BottomHalf starter(ctx(), [&] { idle.schedule_idle(); });
+  starter.schedule();
+  EXPECT_TRUE(ctx().poll(false));
+  EXPECT_EQ(runs, 0) << "a bottom half scheduled during the pass runs in a later one";
+  OuterPollIteration(ctx(), 1000);
+  EXPECT_EQ(runs, 1);
+}
+
 // Under epoll, above 8 handlers, an fd with events in 4 outer-loop rounds
 // in a row leaves the epoll set and is shown beside the epoll fd, so its
 // events come with the outer poll() and the epoll fd stays quiet; 64 idle

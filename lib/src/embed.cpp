@@ -46,7 +46,12 @@ bool Context::embed_check(std::span<const short> revents) {
                         std::memory_order_release);
   self.accept_notify();
   self.monitor_->embed_check(revents);
-  return self.compute_timeout() == 0;
+  // Any scheduled bottom half counts, idle ones included (DESIGN "The
+  // GSource"): prepare gave the outer wait their 10 ms, and that wait is
+  // over. Without them, a prepare that returned 0 for an idle bottom half's
+  // notification was followed by a check that saw nothing due, and an
+  // outer loop that dispatches only after a true check never ran it.
+  return self.bhs_.timeout_ns() >= 0 || self.compute_timeout() == 0;
 }
 
 bool Context::embed_dispatch() {

@@ -47,6 +47,10 @@ struct HandlerNode : ListLink<LiveTag>,
   bool invalid = false;
   // References: see above. Home thread only, so not atomic.
   int refs = 1;
+  // How often its read and write callbacks have been called: a dispatch
+  // whose callback polls nested can see its own events consumed meanwhile.
+  uint32_t read_calls = 0;
+  uint32_t write_calls = 0;
 
   // Monitor-private state (each monitor documents its use).
   uint64_t monitor_tag = 0;

@@ -155,6 +155,12 @@ bool ContextImpl::dispatch_ready() noexcept {
   while (HandlerNode* node = ready_.pop_front()) {
     const uint32_t events = node->revents;
     node->revents = 0;
+    // A callback may poll() nested, and that iteration may find this fd
+    // ready again and run this handler's read or write callback itself:
+    // then the events taken here are spent (the fd may be drained by now),
+    // and running that callback again would report readiness twice.
+    const uint32_t read_calls = node->read_calls;
+    const uint32_t write_calls = node->write_calls;
     // A suspended external handler's event is dropped, not kept: every
     // monitor reports a still-ready fd again once it is resumed.
     if (suspended(node)) continue;
@@ -169,11 +175,15 @@ bool ContextImpl::dispatch_ready() noexcept {
     }
     // Each callback may remove the handler or suspend external handlers
     // (disable_external()), so look again before the next one.
-    if (!node->deleted && !suspended(node) && (events & kReadEvents) && node->cb.read) {
+    if (!node->deleted && !suspended(node) && (events & kReadEvents) && node->cb.read &&
+        node->read_calls == read_calls) {
+      ++node->read_calls;
       node->cb.read();
       ran = true;
     }
-    if (!node->deleted && !suspended(node) && (events & kWriteEvents) && node->cb.write) {
+    if (!node->deleted && !suspended(node) && (events & kWriteEvents) && node->cb.write &&
+        node->write_calls == write_calls) {
+      ++node->write_calls;
       node->cb.write();
       ran = true;
     }

@@ -3,6 +3,7 @@
 #include "context_driver.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
+#include <vector>
 
 #include "fuzz_check.h"
 
@@ -104,6 +106,11 @@ constexpr Scale kScales[] = {Scale::ns, Scale::us, Scale::ms};
 }  // namespace
 
 ContextDriver::~ContextDriver() {
+  // The context is gone by now (run() drops it), and with it the handlers.
+  for (PipeFds& p : idle_pipes_) {
+    close(p.read_fd);
+    close(p.write_fd);
+  }
   for (PipeFds& p : pipes_) {
     if (p.read_fd >= 0) close(p.read_fd);
     if (p.write_fd >= 0) close(p.write_fd);
@@ -119,9 +126,13 @@ void ContextDriver::run() {
   // clock it does (a wait of a few microseconds is enough), and busy polling
   // ends within at most 1 ms (the largest budget set below).
   const uint8_t setup = in_.byte();
+  // (setup / 6) % 2: non-blocking iterations go through the embedding hooks
+  // (every regression input predating them has it clear); (setup / 12) % 2:
+  // with 9 idle handlers besides.
   ContextOptions options;
   options.backend = kBackends[setup % 3];
   options.busy_poll_clock = (setup / 3) % 2 == 0 ? ClockType::test : ClockType::realtime;
+  embedded_ = (setup / 6) % 2 == 1;
   try {
     ctx_ = Context::create(options);
   } catch (const Error&) {
@@ -131,6 +142,7 @@ void ContextDriver::run() {
   }
   context_ = ctx_.get();
   for (int p = 0; p < kPipes; ++p) open_pipe(p);
+  if (embedded_ && (setup / 12) % 2 == 1) add_idle_handlers();
 
   while (!in_.exhausted() && !model_.dropped()) step();
   if (!model_.dropped()) drop_context();
@@ -247,7 +259,11 @@ void ContextDriver::step() {
       set_poll_params();
       break;
     default:  // kPoll and the spare codes
-      poll(op % 2 == 0);
+      if (embedded_ && op % 2 == 1) {
+        embedded_iteration();
+      } else {
+        poll(op % 2 == 0);
+      }
       break;
   }
   if (!model_.dropped()) check_observers();
@@ -362,7 +378,7 @@ void ContextDriver::check_observers() {
   // and timer passes end: exact between iterations only.
   if (model_.in_iteration()) return;
   const Stats stats = context_->stats();
-  FUZZ_CHECK(stats.iterations == model_.iterations() &&
+  FUZZ_CHECK(stats.iterations + undispatched_ == model_.iterations() &&
                  stats.bhs_run == model_.bottom_halves_run() &&
                  stats.timers_fired == model_.timers_fired(),
              "stats() counts %" PRIu64 " iterations, %" PRIu64 " bottom halves, %" PRIu64
@@ -519,6 +535,39 @@ void ContextDriver::poll(bool want_blocking) {
   model_.poll_begins(now);
   const bool progress = context->poll(blocking);
   model_.poll_ends(progress);
+}
+
+void ContextDriver::embedded_iteration() {
+  if (model_.poll_depth() >= kMaxPollDepth) return;
+  Context* context = context_;
+  // The same promises as poll(false): what was due when the iteration
+  // began has run when it ends, and it reports whether a callback ran.
+  model_.poll_begins(real_now_ns());
+  context->embed_prepare();
+  std::vector<pollfd> fds;
+  for (const EmbedFd& f : context->embed_fds()) fds.push_back({f.fd, f.events, 0});
+  FUZZ_CHECK(::poll(fds.data(), fds.size(), 0) >= 0, "the outer poll() failed");
+  std::vector<short> revents;
+  for (const pollfd& f : fds) revents.push_back(f.revents);
+  FUZZ_TRACE("%*s  outer poll of %zu fds\n", 2 * callback_depth_, "", fds.size());
+  bool progress = false;
+  if (context->embed_check(revents)) {
+    progress = context->embed_dispatch();
+  } else {
+    ++undispatched_;
+  }
+  model_.poll_ends(progress);
+}
+
+void ContextDriver::add_idle_handlers() {
+  for (int i = 0; i < 9; ++i) {
+    int fds[2];
+    FUZZ_CHECK(pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0, "pipe2 failed");
+    idle_pipes_.push_back(PipeFds{fds[0], fds[1]});
+    FdHandler handler;
+    handler.read = [] { FUZZ_CHECK(false, "the handler of an fd nobody writes ran"); };
+    FUZZ_CHECK(!context_->set_fd_handler(fds[0], std::move(handler)), "an idle pipe was refused");
+  }
 }
 
 void ContextDriver::set_poll_params() {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "fuzz_input.h"
 #include "reference_model.h"
@@ -55,6 +56,13 @@ class ContextDriver {
   int slot_fd(int slot) const;
   // Iterations and the context's lifetime.
   void poll(bool want_blocking);
+  // One iteration as an outer loop (GLib) runs it: embed_prepare(), a
+  // zero-timeout poll() of embed_fds(), embed_check(), embed_dispatch().
+  void embedded_iteration();
+  // Handlers on fds nobody writes, so that more than 8 handlers make the
+  // epoll and io_uring monitors show an outer loop their own fd (and epoll
+  // its hot fds) instead of each handler's.
+  void add_idle_handlers();
   void set_poll_params();
   void drop_context();
 
@@ -77,6 +85,13 @@ class ContextDriver {
   Scale timer_scales_[kTimerSlots] = {};
   PipeFds pipes_[kPipes];
   int callback_depth_ = 0;
+  // Non-blocking iterations run through the embedding hooks (set up by the
+  // first input byte).
+  bool embedded_ = false;
+  std::vector<PipeFds> idle_pipes_;
+  // Embedded iterations whose check found nothing due: the model counts
+  // them as iterations, stats() does not (no dispatch).
+  uint64_t undispatched_ = 0;
 };
 
 }  // namespace aioloop::fuzz

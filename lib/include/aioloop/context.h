@@ -191,8 +191,9 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // After the outer wait: revents[i] holds what the outer loop saw on
   // embed_fds()[i] (0 when nothing; the span may be empty when the outer
   // wait was skipped). Withdraws the announcement, accepts the
-  // notification, collects ready handlers. Returns whether a bottom half,
-  // a handler or a timer is due: then call embed_dispatch().
+  // notification, collects ready handlers. Returns whether a bottom half
+  // (an idle one too: the outer wait is over), a handler or a timer is due:
+  // then call embed_dispatch().
   bool embed_check(std::span<const short> revents);
 
   // Runs the due bottom halves, ready handlers and expired timers once.
