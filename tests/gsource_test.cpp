@@ -916,21 +916,31 @@ TEST_P(GSourceTest, FdsShownToGLib) {
   }
 }
 
+// Pipes whose read handlers drain them and count their calls.
+struct CountedPipes {
+  explicit CountedPipes(int n) : reads(n, 0) {
+    for (int i = 0; i < n; ++i) pipes.push_back(std::make_unique<Pipe>());
+  }
+  void Watch(Context& ctx, int i) {
+    ASSERT_FALSE(ctx.set_fd_handler(pipes[i]->read_fd, {.read = [this, i] {
+                                      ++reads[i];
+                                      pipes[i]->Drain();
+                                    }}));
+  }
+  std::vector<std::unique_ptr<Pipe>> pipes;
+  std::vector<int> reads;
+};
+
 // Under epoll a context with few handlers shows GLib their fds directly
 // (GLib's revents are the events, no epoll_wait() in check), and one with
 // many shows the epoll fd. Handlers work on both sides of the switch, in
 // both directions, and fds GLib saw but that were removed do not run.
 TEST_P(GSourceTest, FewAndManyHandlersUnderGLib) {
   constexpr int kPipes = 24;
-  std::vector<std::unique_ptr<Pipe>> pipes;
-  std::vector<int> reads(kPipes, 0);
-  auto add = [&](int i) {
-    ASSERT_FALSE(ctx().set_fd_handler(pipes[i]->read_fd, {.read = [&, i] {
-                                        ++reads[i];
-                                        pipes[i]->Drain();
-                                      }}));
-  };
-  for (int i = 0; i < kPipes; ++i) pipes.push_back(std::make_unique<Pipe>());
+  CountedPipes counted(kPipes);
+  auto& pipes = counted.pipes;
+  auto& reads = counted.reads;
+  auto add = [&](int i) { counted.Watch(ctx(), i); };
   for (int i = 0; i < 2; ++i) add(i);
   pipes[1]->Fill();
   ASSERT_TRUE(IterateUntil([&] { return reads[1] == 1; }, 2s)) << "few handlers";
@@ -955,18 +965,11 @@ TEST_P(GSourceTest, FewAndManyHandlersUnderGLib) {
 // replaced while hot, and when it goes idle and back.
 TEST_P(GSourceTest, BusyFdAmongManyHandlersUnderGLib) {
   constexpr int kPipes = 16;
-  std::vector<std::unique_ptr<Pipe>> pipes;
-  std::vector<int> reads(kPipes, 0);
-  auto add = [&](int i) {
-    ASSERT_FALSE(ctx().set_fd_handler(pipes[i]->read_fd, {.read = [&, i] {
-                                        ++reads[i];
-                                        pipes[i]->Drain();
-                                      }}));
-  };
-  for (int i = 0; i < kPipes; ++i) {
-    pipes.push_back(std::make_unique<Pipe>());
-    add(i);
-  }
+  CountedPipes counted(kPipes);
+  auto& pipes = counted.pipes;
+  auto& reads = counted.reads;
+  auto add = [&](int i) { counted.Watch(ctx(), i); };
+  for (int i = 0; i < kPipes; ++i) add(i);
   auto rounds = [&](std::initializer_list<int> busy, int count) {
     for (int r = 0; r < count; ++r) {
       std::vector<int> want = reads;
