@@ -23,17 +23,12 @@
 // threshold the outer loop is shown the epoll fd again, whose cost does
 // not grow with the number of fds.
 //
-// Hot fds. Above the threshold, an fd that had an event in kPromoteAfter
-// outer-loop rounds in a row leaves the epoll set and is shown to the outer
-// loop beside the epoll fd (at most kMaxHot of them): its events then come
-// with the outer poll() itself, and the epoll fd stays unreadable, so a busy
-// fd among 10,000 idle ones costs check() no epoll_wait() (W4 under GLib:
-// three system calls per iteration, as with two fds, instead of four). A
-// hot fd without an event for kDemoteAfter rounds goes back into the set.
-// Moving costs one epoll_ctl() each way. A native wait() puts every hot fd
-// back first (it waits on the set alone), and so does a switch to direct
-// mode. External handlers never become hot: their suspension works on the
-// set (see suspend()), and a suspended fd must not be shown.
+// Hot fds (hot_embed.h). Above the threshold, a busy fd leaves the epoll
+// set (one epoll_ctl() each way) and is shown beside the epoll fd, which
+// then stays unreadable: W4 under GLib with 10,000 idle fds costs no
+// epoll_wait() per event (three system calls per iteration, as with two
+// fds, instead of four). A native wait() puts every hot fd back first (it
+// waits on the set alone), and so does a switch to direct mode.
 #include <errno.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -45,6 +40,7 @@
 #include "direct_embed.h"
 #include "error_util.h"
 #include "fd_monitor.h"
+#include "hot_embed.h"
 #include "i18n.h"
 #include "time_util.h"
 
@@ -52,15 +48,9 @@ namespace aioloop::detail {
 
 namespace {
 
-// node->monitor_tag: kInSet while the fd is in the epoll set on the node's
-// behalf, kHot while it is shown to the outer loop instead (see the top of
-// the file). node->monitor_round: the outer-loop round of its last event;
-// node->monitor_streak: how many rounds in a row had one.
+// node->monitor_tag: 1 while the fd is in the epoll set on the node's behalf
+// (not while it is hot: then the outer loop polls it).
 constexpr uint64_t kInSet = 1;
-constexpr uint64_t kHot = 2;
-constexpr size_t kMaxHot = 4;
-constexpr uint32_t kPromoteAfter = 4;
-constexpr uint64_t kDemoteAfter = 64;
 
 class EpollMonitor final : public FdMonitor {
  public:
@@ -77,11 +67,8 @@ class EpollMonitor final : public FdMonitor {
   Backend backend() const override { return Backend::epoll; }
 
   std::error_code update(HandlerNode* old_node, HandlerNode* new_node) override {
-    if (old_node && old_node->monitor_tag == kHot) {
-      // Not in the set: whatever comes next starts from scratch.
-      drop_hot(old_node->fd);
-      old_node->monitor_tag = 0;
-    }
+    // A hot fd is not in the set: whatever comes next starts from scratch.
+    if (old_node && old_node->embed_hot) hot_.drop(old_node);
     std::error_code ec = update_set(old_node, new_node);
     if (!ec) {
       direct_list_.handler_changed(old_node, new_node);
@@ -118,7 +105,7 @@ class EpollMonitor final : public FdMonitor {
   }
 
   void wait(int64_t timeout_ns) override {
-    cool_all();  // the set alone is waited on
+    if (!hot_.empty()) cool_all();  // the set alone is waited on
     collect(timeout_ns);
   }
 
@@ -138,7 +125,7 @@ class EpollMonitor final : public FdMonitor {
         continue;
       }
       host_.mark_ready(node, events_[i].events);
-      if (embedded_round_) note_event(node);
+      if (embedded_round_ && hot_.wants_promotion(node)) heat(node);
     }
     if (n == static_cast<int>(events_.size()) && events_.size() < kMaxEvents) {
       // Full: let the next wait take more at once.
@@ -147,24 +134,25 @@ class EpollMonitor final : public FdMonitor {
   }
 
   std::span<const EmbedFd> embed_fds() override {
-    if (embed_dirty_) rebuild_embed();
-    return direct_ ? direct_list_.fds() : std::span<const EmbedFd>(shown_);
+    if (embed_dirty_ || hot_.dirty()) rebuild_embed();
+    return direct_ ? direct_list_.fds() : hot_.shown(epoll_fd_, host_);
   }
 
   uint64_t embed_generation() override {
-    if (embed_dirty_) rebuild_embed();
+    if (embed_dirty_ || hot_.dirty()) rebuild_embed();
     return embed_generation_;
   }
 
   void embed_check(std::span<const short> revents) override {
     if (!direct_) {
-      ++round_;
+      hot_.begin_round();
       embedded_round_ = true;
       // The epoll fd is readable when any fd in the set is ready; collect
       // them without blocking.
       if (revents.empty() || revents[0] != 0) collect(0);
       embedded_round_ = false;
-      report_hot(revents);
+      hot_.report(host_, revents, &idle_);
+      for (HandlerNode* node : idle_) cool(node);
       return;
     }
     // A closed fd also left the epoll set.
@@ -208,95 +196,32 @@ class EpollMonitor final : public FdMonitor {
     if (direct_) {
       cool_all();  // the set must be whole for a native wait
       direct_list_.rebuild(host_);
-    } else {
-      shown_.assign(1, epoll_fd_);
-      for (int fd : hot_) {
-        const HandlerNode* node = host_.handler_for_fd(fd);
-        shown_.push_back(EmbedFd{fd, static_cast<short>(node->monitor_events)});
-      }
     }
-    embed_dirty_ = false;  // after cool_all(), which sets it
+    hot_.shown(epoll_fd_, host_);  // takes in the hot fds' changes
+    embed_dirty_ = false;
     ++embed_generation_;
   }
 
-  // An event collected in an outer-loop round: a handler with one in
-  // kPromoteAfter rounds in a row becomes hot, if there is room.
-  void note_event(HandlerNode* node) {
-    node->monitor_streak = node->monitor_round + 1 == round_ ? node->monitor_streak + 1 : 1;
-    node->monitor_round = round_;
-    if (node->monitor_streak < kPromoteAfter || hot_.size() >= kMaxHot) return;
-    if (node->cb.external) return;  // suspension works on the set (see suspend())
+  // Takes a busy fd out of the set, for the outer loop to poll it.
+  void heat(HandlerNode* node) {
     if (epoll_ctl(epfd_, EPOLL_CTL_DEL, node->fd, nullptr) != 0) return;
-    node->monitor_tag = kHot;
-    hot_.push_back(node->fd);
-    embed_dirty_ = true;
+    node->monitor_tag = 0;
+    hot_.promote(node);
   }
 
-  // The outer loop's revents for the hot fds it was shown (shown_[1...]).
-  // A hot fd idle for kDemoteAfter rounds goes back into the set.
-  void report_hot(std::span<const short> revents) {
-    std::vector<short> own;
-    if (revents.size() < shown_.size() && shown_.size() > 1) {
-      // The outer loop did not poll (an empty span): poll the hot fds here.
-      std::vector<pollfd> fds;
-      for (size_t i = 1; i < shown_.size(); ++i) fds.push_back({shown_[i].fd, shown_[i].events, 0});
-      own.assign(shown_.size(), 0);
-      if (::poll(fds.data(), fds.size(), 0) > 0) {
-        for (size_t i = 1; i < shown_.size(); ++i) own[i] = fds[i - 1].revents;
-      }
-      revents = own;
-    }
-    for (size_t i = 1; i < revents.size() && i < shown_.size(); ++i) {
-      if (!revents[i]) continue;
-      HandlerNode* node = host_.handler_for_fd(shown_[i].fd);
-      // Handlers may have changed since the outer loop took the list.
-      if (!node || node->monitor_tag != kHot) continue;
-      if (revents[i] & POLLNVAL) {
-        // Closed: as in direct mode, the handler stays registered, unwatched.
-        drop_hot(node->fd);
-        node->monitor_tag = 0;
-        host_.mark_invalid(node);
-        continue;
-      }
-      node->monitor_round = round_;
-      host_.mark_ready(node, static_cast<uint32_t>(static_cast<unsigned short>(revents[i])));
-    }
-    for (size_t i = 0; i < hot_.size();) {
-      HandlerNode* node = host_.handler_for_fd(hot_[i]);
-      if (node && round_ - node->monitor_round < kDemoteAfter) {
-        ++i;
-        continue;
-      }
-      cool(i);
-    }
-  }
-
-  // Puts hot_[i] back into the epoll set.
-  void cool(size_t i) {
-    HandlerNode* node = host_.handler_for_fd(hot_[i]);
-    hot_.erase(hot_.begin() + static_cast<ptrdiff_t>(i));
-    embed_dirty_ = true;
-    if (!node) return;
-    node->monitor_streak = 0;
+  // Puts a hot fd back into the set.
+  void cool(HandlerNode* node) {
+    hot_.drop(node);
     if (set_events(node->fd, node->monitor_events, false)) {
-      node->monitor_tag = 0;  // closed meanwhile (EBADF): nothing left to watch
-      host_.mark_invalid(node);
+      host_.mark_invalid(node);  // closed meanwhile (EBADF): nothing left to watch
     } else {
       node->monitor_tag = kInSet;
     }
   }
 
   void cool_all() {
-    while (!hot_.empty()) cool(hot_.size() - 1);
-  }
-
-  void drop_hot(int fd) {
-    for (size_t i = 0; i < hot_.size(); ++i) {
-      if (hot_[i] != fd) continue;
-      hot_.erase(hot_.begin() + static_cast<ptrdiff_t>(i));
-      embed_dirty_ = true;
-      return;
-    }
+    for (HandlerNode* node : hot_.nodes(host_)) cool(node);
+    hot_.clear();
   }
 
   void suspend(HandlerNode* node) {
@@ -325,10 +250,9 @@ class EpollMonitor final : public FdMonitor {
   // What the outer loop watches: the epoll fd and the hot fds (shown_), or
   // (direct_) the handlers' fds.
   EmbedFd epoll_fd_{};
-  std::vector<EmbedFd> shown_;
-  std::vector<int> hot_;
-  uint64_t round_ = 0;           // outer-loop rounds (embed_check() calls, not direct)
-  bool embedded_round_ = false;  // collect() runs for embed_check()
+  HotEmbedList hot_;
+  std::vector<HandlerNode*> idle_;  // hot fds to give back, from hot_.report()
+  bool embedded_round_ = false;     // collect() runs for embed_check()
   DirectEmbedList direct_list_;
   uint64_t embed_generation_ = 0;
   bool embed_dirty_ = true;

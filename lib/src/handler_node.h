@@ -58,8 +58,6 @@ struct HandlerNode : ListLink<LiveTag>,
   bool monitor_suspended = false;
   bool monitor_queued = false;     // io_uring: on the monitor's level-check list
   uint64_t monitor_round = 0;      // io_uring: dispatch_walks() when its last event came
-                                   // epoll: the outer-loop round of its last event
-  uint32_t monitor_streak = 0;     // epoll: outer-loop rounds in a row with an event
   bool monitor_checking = false;   // io_uring: a level check is in the kernel
   uint64_t monitor_cq_mark = 0;    // io_uring: completions posted when its dispatch began
   bool monitor_quiet = false;      // io_uring: watched by one-shot requests (see the monitor)
@@ -67,6 +65,11 @@ struct HandlerNode : ListLink<LiveTag>,
   uint8_t monitor_wake_kinds = 0;  // io_uring: its requests completed in monitor_wake_pass
   bool monitor_fresh = false;      // io_uring: its multishot request has not completed yet
   uint64_t monitor_wake_pass = 0;  // io_uring: the reap that last completed one of them
+
+  // Shown to an outer loop beside the monitor's fd (hot_embed.h).
+  bool embed_hot = false;
+  uint32_t embed_streak = 0;  // outer-loop rounds in a row with an event
+  uint64_t embed_round = 0;   // the outer-loop round of its last event
 
   // Busy-poll state (busy_poll.cpp).
   bool polling_now = false;      // its poll/poll_ready runs: not re-entered

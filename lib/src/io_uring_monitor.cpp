@@ -81,6 +81,7 @@
 #include "direct_embed.h"
 #include "error_util.h"
 #include "fd_monitor.h"
+#include "hot_embed.h"
 #include "i18n.h"
 #include "time_util.h"
 
@@ -161,8 +162,9 @@ class IoUringMonitor final : public FdMonitor {
 
   Backend backend() const override { return Backend::io_uring; }
 
-  // Not while an outer loop watches the fds directly: no requests are armed.
-  bool watches_while_polling() const override { return !direct_; }
+  // Not while an outer loop watches fds directly (all of them, or the hot
+  // ones): those have no requests armed.
+  bool watches_while_polling() const override { return !direct_ && hot_.empty(); }
 
   bool need_wait() const override {
     return io_uring_cq_ready(&ring_) > 0 || io_uring_cq_has_overflow(&ring_) || task_work_pending();
@@ -174,6 +176,7 @@ class IoUringMonitor final : public FdMonitor {
 
   void flush() override {
     leave_direct();
+    cool_all();
     begin_submission(false);
     submit_queued();
   }
@@ -186,6 +189,7 @@ class IoUringMonitor final : public FdMonitor {
       disarm_node(old_node);
       old_node->monitor_tag = 0;
     }
+    if (old_node && old_node->embed_hot) hot_.drop(old_node);
     direct_list_.handler_changed(old_node, new_node);
     if (new_node && new_node->interest != 0) {
       if (direct_) {
@@ -199,20 +203,26 @@ class IoUringMonitor final : public FdMonitor {
   }
 
   std::span<const EmbedFd> embed_fds() override {
-    if (embed_dirty_) rebuild_embed();
-    return direct_ ? direct_list_.fds() : std::span<const EmbedFd>(&ring_fd_, 1);
+    if (embed_dirty_ || hot_.dirty()) rebuild_embed();
+    return direct_ ? direct_list_.fds() : hot_.shown(ring_fd_, host_);
   }
 
   uint64_t embed_generation() override {
-    if (embed_dirty_) rebuild_embed();
+    if (embed_dirty_ || hot_.dirty()) rebuild_embed();
     return embed_generation_;
   }
 
   // An outer loop is about to poll the ring fd: events the last dispatch
   // made (already in the CQ) spare their level checks, as in wait().
   void embed_prepare() override {
-    if (embed_dirty_) rebuild_embed();
-    if (!direct_) begin_submission(true);
+    if (embed_dirty_ || hot_.dirty()) rebuild_embed();
+    if (!direct_) {
+      // Events taken here count for the outer loop's round as well: a fd
+      // that makes itself ready again is mostly seen here, not in check().
+      embedded_round_ = true;
+      begin_submission(true);
+      embedded_round_ = false;
+    }
     submit_queued();
   }
 
@@ -220,7 +230,12 @@ class IoUringMonitor final : public FdMonitor {
     if (!direct_) {
       // The ring fd is readable while completions wait in the CQ; they are
       // in shared memory, so collecting them needs no system call.
+      hot_.begin_round();
+      embedded_round_ = true;
       reap();
+      embedded_round_ = false;
+      hot_.report(host_, revents, &idle_);
+      for (HandlerNode* node : idle_) cool(node);
       return;
     }
     // Only the last completions of cancelled requests can be there.
@@ -236,7 +251,7 @@ class IoUringMonitor final : public FdMonitor {
   void dispatching(HandlerNode* node) override {
     const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
     node->monitor_cq_mark = cq_consumed_ + (tail - *ring_.cq.khead);
-    if (!node->monitor_queued && node->monitor_tag != 0) {
+    if (!node->monitor_queued && node->monitor_tag != 0 && !node->embed_hot) {
       // Dispatched without an event of ours (a busy poll found work): the
       // fd's level is still checked after the callbacks.
       want_level_check(node, false);
@@ -258,6 +273,7 @@ class IoUringMonitor final : public FdMonitor {
 
   void wait(int64_t timeout_ns) override {
     leave_direct();
+    cool_all();  // a native wait watches every fd itself
     if (begin_submission(true)) timeout_ns = 0;
     if (timeout_ns == 0) {
       submit_queued();
@@ -304,13 +320,39 @@ class IoUringMonitor final : public FdMonitor {
 
   void rebuild_embed() {
     if (direct_list_.fits()) {
+      // Direct mode disarms every fd anyway, and leaving it arms them all.
+      for (HandlerNode* node : hot_.nodes(host_)) hot_.drop(node);
+      hot_.clear();
       enter_direct();
       direct_list_.rebuild(host_);
     } else {
       leave_direct();
     }
-    embed_dirty_ = false;  // after leave_direct(), which sets it
+    hot_.shown(ring_fd_, host_);  // takes in the hot fds' changes
+    embed_dirty_ = false;         // after leave_direct(), which sets it
     ++embed_generation_;
+  }
+
+  // Hot fds (hot_embed.h): with more handlers than direct mode shows, a busy
+  // fd's requests are cancelled and the outer loop polls it beside the ring
+  // fd. Its events then cost no wake-up of ours: no task work, no
+  // completion, no reap; the ring fd stays unreadable. W4 under GLib with
+  // 10,000 idle fds then costs what it costs with two fds.
+  void heat(HandlerNode* node) {
+    disarm(node, this);
+    hot_.promote(node);
+  }
+
+  // Watches a hot fd with requests again.
+  void cool(HandlerNode* node) {
+    hot_.drop(node);
+    if (node->monitor_tag != 0 && !node->invalid && !node->monitor_suspended) watch(node);
+  }
+
+  void cool_all() {
+    if (hot_.empty()) return;
+    for (HandlerNode* node : hot_.nodes(host_)) cool(node);
+    hot_.clear();
   }
 
   void enter_direct() {
@@ -338,6 +380,7 @@ class IoUringMonitor final : public FdMonitor {
   static void rearm(HandlerNode* node, void* self_ptr) {
     auto* self = static_cast<IoUringMonitor*>(self_ptr);
     if (node->monitor_tag == 0 || node->monitor_events != 0 || node->invalid) return;
+    if (node->embed_hot) return;          // the outer loop polls it
     if (node->monitor_suspended) return;  // armed when the suspension ends
     self->watch(node);
   }
@@ -574,6 +617,7 @@ class IoUringMonitor final : public FdMonitor {
       }
       node->monitor_queued = false;
       if (node->monitor_tag == 0 || node->monitor_suspended || node->invalid) continue;
+      if (node->embed_hot) continue;  // the outer loop polls it
       if (node->monitor_events == 0) {
         rewatch(node);  // its request ended
       } else {
@@ -667,6 +711,7 @@ class IoUringMonitor final : public FdMonitor {
     if (multishot_ && !node->monitor_quiet && completed_twice(node, check)) become_quiet(node);
     host_.mark_ready(node, static_cast<uint32_t>(res));
     want_level_check(node, (static_cast<uint32_t>(res) & node->interest) == node->interest);
+    if (embedded_round_ && hot_.wants_promotion(node)) heat(node);
     return true;
   }
 
@@ -681,6 +726,9 @@ class IoUringMonitor final : public FdMonitor {
   // What the outer loop watches: the ring fd, or (direct_) the handlers' fds.
   EmbedFd ring_fd_{};
   DirectEmbedList direct_list_;
+  HotEmbedList hot_;
+  std::vector<HandlerNode*> idle_;  // hot fds to watch again, from hot_.report()
+  bool embedded_round_ = false;     // reap() runs for embed_check()
   uint64_t embed_generation_ = 0;
   bool embed_dirty_ = true;
   bool direct_ = false;
