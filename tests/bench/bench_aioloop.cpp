@@ -337,6 +337,7 @@ void run_aioloop(const Options& options, const Counts& counts) {
   for (Backend backend : backends) {
     if (!options.wants("W3")) break;
     cross_fd(backend, false, counts);
+    if (options.wants_impl("limit")) w3_floor(aioloop::backend_name(backend), counts);
     cross_fd(backend, true, counts);
   }
   for (Backend backend : backends) {

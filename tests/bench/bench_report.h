@@ -219,6 +219,8 @@ void run_gsource(const Options& options, const Counts& counts);
 void run_glib(const Options& options, const Counts& counts);
 void run_libuv(const Options& options, const Counts& counts);
 void run_limits(const Options& options, const Counts& counts);
-void run_w3_floors(const Options& options, const Counts& counts);  // bench_floors.cpp
+// bench_floors.cpp: W3's floor for one monitor, or for every wanted one.
+void w3_floor(std::string_view monitor, const Counts& counts);
+void run_w3_floors(const Options& options, const Counts& counts);
 
 }  // namespace bench

@@ -21,8 +21,9 @@ namespace aioloop::glib {
 // that iterates the GMainContext. Busy polling is off under GLib.
 // Per iteration the source shows GLib the fds of the context's watched
 // handlers (its notifier included) while there are at most 8, or under
-// poll; beyond 8 one fd under epoll and io_uring, whatever the number of
-// handlers (see Context::embed_fds()).
+// poll; beyond 8, under epoll and io_uring, the epoll or ring fd plus at
+// most 4 busy handlers' fds, whatever the number of handlers (see
+// Context::embed_fds()).
 AIOLOOP_EXPORT GSource* create_source(const std::shared_ptr<Context>& context);
 
 // create_source() + g_source_set_priority() + g_source_attach() to

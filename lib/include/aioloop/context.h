@@ -179,9 +179,11 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
 
   // The fds the outer loop must watch: one per watched handler (the
   // context's own notifier included) under poll, and under epoll and
-  // io_uring while there are at most 8; beyond that one fd under epoll and
-  // io_uring (the epoll or ring fd), whatever the number of handlers. The
-  // handlers' own fds spare check() a system call per event. Valid until
+  // io_uring while there are at most 8; beyond that, under epoll and
+  // io_uring, the epoll or ring fd followed by at most 4 busy handlers' fds
+  // (an event in 4 outer rounds in a row; 64 idle rounds end it), whatever
+  // the number of handlers. The handlers' own fds spare check() a system
+  // call or a completion per event. Valid until
   // the next call of a non-const member; compare embed_fds_generation() to
   // learn whether it changed. Calling poll() while embedded is allowed;
   // under io_uring it re-arms every handler's request (O(handlers), once).
