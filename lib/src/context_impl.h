@@ -81,7 +81,10 @@ class ContextImpl final : public Context, public MonitorHost {
   void leave_iteration() {
     if (--depth_ == 0 && destroy_pending_) delete this;
   }
-  int64_t compute_timeout() const;
+  int64_t compute_timeout() const { return timeout_given(bhs_.timeout_ns()); }
+  // The same, given what the bottom halves alone ask (BhList::timeout_ns()),
+  // for a caller that has looked at them already.
+  int64_t timeout_given(int64_t bh_timeout) const;
   bool can_skip_wait(bool polled_everything) const;
   bool dispatch() noexcept;
   bool dispatch_ready() noexcept;

@@ -51,7 +51,8 @@ bool Context::embed_check(std::span<const short> revents) {
   // over. Without them, a prepare that returned 0 for an idle bottom half's
   // notification was followed by a check that saw nothing due, and an
   // outer loop that dispatches only after a true check never ran it.
-  return self.bhs_.timeout_ns() >= 0 || self.compute_timeout() == 0;
+  const int64_t bh_timeout = self.bhs_.timeout_ns();
+  return bh_timeout >= 0 || self.timeout_given(bh_timeout) == 0;
 }
 
 bool Context::embed_dispatch() {

@@ -105,7 +105,7 @@ class EpollMonitor final : public FdMonitor {
   }
 
   void wait(int64_t timeout_ns) override {
-    if (!hot_.empty()) cool_all();  // the set alone is waited on
+    cool_all();  // the set alone is waited on
     collect(timeout_ns);
   }
 
@@ -209,9 +209,8 @@ class EpollMonitor final : public FdMonitor {
     hot_.promote(node);
   }
 
-  // Puts a hot fd back into the set.
+  // Puts a hot fd hot_ has dropped back into the set.
   void cool(HandlerNode* node) {
-    hot_.drop(node);
     if (set_events(node->fd, node->monitor_events, false)) {
       host_.mark_invalid(node);  // closed meanwhile (EBADF): nothing left to watch
     } else {
@@ -220,8 +219,7 @@ class EpollMonitor final : public FdMonitor {
   }
 
   void cool_all() {
-    for (HandlerNode* node : hot_.nodes(host_)) cool(node);
-    hot_.clear();
+    for (HandlerNode* node : hot_.take_all(host_)) cool(node);
   }
 
   void suspend(HandlerNode* node) {

@@ -82,8 +82,8 @@ class HotEmbedList {
   // The outer loop's revents for shown() as it was when the outer loop
   // took it (revents[0] is the monitor's own fd, the caller's business).
   // Marks the hot handlers ready; a closed one is marked invalid and
-  // dropped. Fills *idle with the hot handlers idle for kDemoteAfter
-  // rounds, for the caller to give back to the monitor (and drop).
+  // dropped. Drops the hot handlers idle for kDemoteAfter rounds and puts
+  // them in *idle, for the caller to give back to the monitor.
   void report(MonitorHost& host, std::span<const short> revents, std::vector<HandlerNode*>* idle) {
     std::vector<short> own;
     if (revents.size() < shown_.size() && shown_.size() > 1) {
@@ -115,21 +115,21 @@ class HotEmbedList {
       HandlerNode* node = host.handler_for_fd(fd);
       if (node && round_ - node->embed_round >= kDemoteAfter) idle->push_back(node);
     }
+    for (HandlerNode* node : *idle) drop(node);
   }
 
-  // The hot handlers, for giving all of them back.
-  std::vector<HandlerNode*> nodes(MonitorHost& host) const {
+  // Drops every hot handler and returns them, for the caller to give back
+  // to the monitor (or not: direct mode arms every fd when it ends).
+  std::vector<HandlerNode*> take_all(MonitorHost& host) {
+    if (hot_.empty()) return {};  // every native wait asks
     std::vector<HandlerNode*> out;
     for (int fd : hot_) {
       if (HandlerNode* node = host.handler_for_fd(fd)) out.push_back(node);
     }
+    for (HandlerNode* node : out) drop(node);
+    hot_.clear();  // fds without a handler any more
+    dirty_ = true;
     return out;
-  }
-
-  // Forgets every hot fd (their handlers must be given back first).
-  void clear() {
-    if (!hot_.empty()) dirty_ = true;
-    hot_.clear();
   }
 
  private:

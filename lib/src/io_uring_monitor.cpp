@@ -321,8 +321,7 @@ class IoUringMonitor final : public FdMonitor {
   void rebuild_embed() {
     if (direct_list_.fits()) {
       // Direct mode disarms every fd anyway, and leaving it arms them all.
-      for (HandlerNode* node : hot_.nodes(host_)) hot_.drop(node);
-      hot_.clear();
+      hot_.take_all(host_);
       enter_direct();
       direct_list_.rebuild(host_);
     } else {
@@ -343,16 +342,13 @@ class IoUringMonitor final : public FdMonitor {
     hot_.promote(node);
   }
 
-  // Watches a hot fd with requests again.
+  // Watches a fd hot_ has dropped with requests again.
   void cool(HandlerNode* node) {
-    hot_.drop(node);
     if (node->monitor_tag != 0 && !node->invalid && !node->monitor_suspended) watch(node);
   }
 
   void cool_all() {
-    if (hot_.empty()) return;
-    for (HandlerNode* node : hot_.nodes(host_)) cool(node);
-    hot_.clear();
+    for (HandlerNode* node : hot_.take_all(host_)) cool(node);
   }
 
   void enter_direct() {

@@ -29,8 +29,8 @@ uint64_t callbacks_run(const ContextImpl& ctx) {
 
 }  // namespace
 
-int64_t ContextImpl::compute_timeout() const {
-  int64_t timeout = bhs_.timeout_ns();
+int64_t ContextImpl::timeout_given(int64_t bh_timeout) const {
+  int64_t timeout = bh_timeout;
   if (timeout == 0 || !ready_.empty()) return 0;
   if (!realtime_timers_.empty()) {
     int64_t delta = realtime_timers_.earliest() - now(ClockType::realtime);
