@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_glib_idle.h"
+
 namespace bench {
 
 namespace {
@@ -82,33 +84,11 @@ void bh_rearm(const Counts& counts) {
   report("bh", "glib", "rearm", -1, static_cast<double>(wall) / counts.bh, counts.bh);
 }
 
-// W1 mode=continue: an idle source whose callback returns G_SOURCE_CONTINUE.
+// W1 mode=continue (bench_glib_idle.h).
 void bh_continue(const Counts& counts) {
-  struct State {
-    int64_t runs = 0;
-    int64_t target = 0;
-  } state;
-  GMainContext* context = g_main_context_new();
-  auto run = [&](int64_t callbacks) {
-    state.runs = 0;
-    state.target = callbacks;
-    GSource* idle = g_idle_source_new();
-    g_source_set_callback(
-        idle,
-        [](gpointer data) -> gboolean {
-          auto* s = static_cast<State*>(data);
-          return ++s->runs < s->target ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
-        },
-        &state, nullptr);
-    g_source_attach(idle, context);
-    g_source_unref(idle);
-    while (state.runs < state.target) g_main_context_iteration(context, TRUE);
-  };
-  run(warmup_count(counts.bh));
-  const int64_t start = now_ns();
-  run(counts.bh);
-  const int64_t wall = now_ns() - start;
-  g_main_context_unref(context);
+  GIdleChain chain;
+  chain.run(warmup_count(counts.bh));
+  const int64_t wall = chain.run(counts.bh);
   report("bh", "glib", "continue", -1, static_cast<double>(wall) / counts.bh, counts.bh);
 }
 
@@ -352,6 +332,24 @@ double rearm(int64_t others, int64_t rearms) {
 }
 
 }  // namespace
+
+int64_t GIdleChain::run(int64_t callbacks) {
+  runs_ = 0;
+  target_ = callbacks;
+  GSource* idle = g_idle_source_new();
+  g_source_set_callback(
+      idle,
+      [](gpointer data) -> gboolean {
+        auto* self = static_cast<GIdleChain*>(data);
+        return ++self->runs_ < self->target_ ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+      },
+      this, nullptr);
+  const int64_t start = now_ns();
+  g_source_attach(idle, context_);
+  g_source_unref(idle);
+  while (runs_ < target_) g_main_context_iteration(context_, TRUE);
+  return now_ns() - start;
+}
 
 void run_glib(const Options& options, const Counts& counts) {
   if (options.wants("W1")) {

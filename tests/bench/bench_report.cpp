@@ -96,9 +96,9 @@ void print_lines(bool on) {
 }
 
 void report(std::string_view workload, std::string_view impl, std::string_view mode, int64_t param,
-            double ns_per_op, int64_t ops, double paired_l3_ns) {
+            double ns_per_op, int64_t ops, double paired_l3_ns, double paired_peer_ns) {
   results().push_back(Result{std::string(workload), std::string(impl), std::string(mode), param,
-                             ns_per_op, ops, paired_l3_ns});
+                             ns_per_op, ops, paired_l3_ns, paired_peer_ns});
   if (!lines_on_stdout) return;
   std::string param_text = param < 0 ? std::string("-") : std::to_string(param);
   std::printf("workload=%.*s impl=%.*s mode=%.*s param=%s ns_per_op=%.2f ops=%lld\n",

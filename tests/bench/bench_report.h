@@ -58,9 +58,9 @@ int64_t warmup_count(int64_t count);
 // prints "-".
 // paired_l3_ns is the L3 measured between the measurement's chunks (see
 // RoundTrips), 0 if none: it is kept for the summary and the JSON, and the
-// WORKLOADS line stays as defined.
+// WORKLOADS line stays as defined. paired_peer_ns likewise (Result).
 void report(std::string_view workload, std::string_view impl, std::string_view mode, int64_t param,
-            double ns_per_op, int64_t ops, double paired_l3_ns = 0);
+            double ns_per_op, int64_t ops, double paired_l3_ns = 0, double paired_peer_ns = 0);
 void print_lines(bool on);
 
 // W5 for one implementation, the same way for all: a full-size warm-up round

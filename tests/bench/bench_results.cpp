@@ -92,6 +92,7 @@ void append_result_json(std::string& out, const Result& r) {
   out += ",\"ns_per_op\":" + number(r.ns_per_op);
   out += ",\"ops\":" + std::to_string(r.ops);
   if (r.paired_l3_ns > 0) out += ",\"paired_l3_ns\":" + number(r.paired_l3_ns);
+  if (r.paired_peer_ns > 0) out += ",\"paired_peer_ns\":" + number(r.paired_peer_ns);
   out += "}";
 }
 
@@ -118,6 +119,20 @@ std::vector<SummaryRow> summarize(const std::vector<Result>& all) {
     for (const Result& peer : all) {
       if (!is_peer(peer) || !comparable(ours, peer)) continue;
       if (!row.best_peer || peer.ns_per_op < row.best_peer->ns_per_op) row.best_peer = &peer;
+    }
+    if (ours.paired_peer_ns > 0) {
+      // The peer measured at the same moments beats any measured minutes
+      // away: GLib's iteration cost drifts with the machine as ours does.
+      row.peer_paired = true;
+      row.peer_ns = ours.paired_peer_ns;
+      row.best_peer = nullptr;
+      for (const Result& peer : all) {
+        if (peer.impl == "glib" && peer.workload == ours.workload && peer.mode == "continue") {
+          row.best_peer = &peer;
+        }
+      }
+    } else if (row.best_peer) {
+      row.peer_ns = row.best_peer->ns_per_op;
     }
     if (auto limit = limit_for(ours.workload, ours.mode)) {
       for (const Result& l : all) {
@@ -168,6 +183,7 @@ void print_summary(const std::vector<Result>& all, const Machine& machine) {
   note("ours/peer < 1: aioloop is cheaper than the best of GLib and libuv at the same work;");
   note("ours/limit: aioloop's cost over the machine's own cost for that work (1.00 = at it);");
   note("  L3* is the L3 measured between the chunks of that very measurement.");
+  note("  glib continue* (W1 under GLib) is GLib's g_idle run between its chunks, likewise.");
   note("ours/floor: W3 over its monitor's bare wait + read + write with no loop (bench_floors),");
   note("  each divided by its own L3* first.");
   note("%-3s %-8s %6s  %-20s %10s  %-16s %10s %9s  %-5s %10s %10s", "id", "workload", "param",
@@ -177,10 +193,14 @@ void print_summary(const std::vector<Result>& all, const Machine& machine) {
     const Result& r = *row.ours;
     const std::string param = r.param < 0 ? "-" : std::to_string(r.param);
     std::string peer = "-", peer_ns = "-", peer_ratio = "-";
-    if (row.best_peer) {
+    if (row.peer_paired) {
+      peer = "glib continue*";
+    } else if (row.best_peer) {
       peer = row.best_peer->impl + " " + row.best_peer->mode;
-      peer_ns = number(row.best_peer->ns_per_op);
-      peer_ratio = number(r.ns_per_op / row.best_peer->ns_per_op);
+    }
+    if (row.peer_ns > 0) {
+      peer_ns = number(row.peer_ns);
+      peer_ratio = number(r.ns_per_op / row.peer_ns);
     }
     std::string limit = row.limit ? workload_id(row.limit->workload) : "-";
     if (row.limit_paired) limit += "*";
@@ -223,10 +243,13 @@ std::string to_json(const std::vector<Result>& all, const Machine& machine) {
     out += ",\"best_peer\":";
     if (row.best_peer) {
       append_result_json(out, *row.best_peer);
-      out += ",\"ours_over_peer\":" + number(row.ours->ns_per_op / row.best_peer->ns_per_op);
     } else {
-      out += "null,\"ours_over_peer\":null";
+      out += "null";
     }
+    out += ",\"peer_paired\":";
+    out += row.peer_paired ? "true" : "false";
+    out += ",\"ours_over_peer\":";
+    out += row.peer_ns > 0 ? number(row.ours->ns_per_op / row.peer_ns) : "null";
     out += ",\"limit\":";
     if (row.limit) {
       append_json_string(out, workload_id(row.limit->workload));

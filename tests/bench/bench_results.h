@@ -21,6 +21,10 @@ struct Result {
   double ns_per_op;
   int64_t ops;
   double paired_l3_ns = 0;  // L3 measured between its chunks (RoundTrips), or 0
+  // W1 under GLib: GLib's cheapest equivalent (impl=glib mode=continue, an
+  // idle source returning G_SOURCE_CONTINUE) run in the same thread between
+  // its chunks, per callback; 0 for every other measurement.
+  double paired_peer_ns = 0;
 };
 
 // The measurements reported so far, in report order (main thread only).
@@ -33,6 +37,11 @@ struct SummaryRow {
   const Result* ours;
   const Result* best_peer;  // null when no peer measured it
   const Result* limit;      // null when no limit applies
+  // The peer's cost per operation to divide by: ours.paired_peer_ns when
+  // there is one (best_peer is then GLib's continue line, if it ran), else
+  // best_peer's own figure; 0 without either.
+  double peer_ns = 0;
+  bool peer_paired = false;
   // The limit's cost per operation to divide by: the L3 paired with our
   // measurement when there is one (RoundTrips), else limit's own figure.
   double limit_ns = 0;

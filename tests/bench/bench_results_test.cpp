@@ -17,6 +17,7 @@ namespace {
 std::vector<Result> SampleRun() {
   return {
       {"bh", "aioloop", "epoll", -1, 25, 100},
+      {"bh", "aioloop", "gsource-epoll", -1, 1500, 100, 0, 1400},
       {"xbh", "aioloop", "epoll", -1, 24000, 100},
       {"xbh", "aioloop", "epoll+busypoll", -1, 1000, 100},
       {"idlefds", "aioloop", "epoll", 0, 4300, 100},
@@ -54,7 +55,7 @@ const SummaryRow& RowFor(const std::vector<SummaryRow>& rows, std::string_view w
 
 TEST(BenchSummary, OneRowPerAioloopMeasurement) {
   const auto run = SampleRun();
-  EXPECT_EQ(summarize(run).size(), 7u);
+  EXPECT_EQ(summarize(run).size(), 8u);
 }
 
 TEST(BenchSummary, BestPeerIsTheCheapestOfAnyPeerMode) {
@@ -66,6 +67,21 @@ TEST(BenchSummary, BestPeerIsTheCheapestOfAnyPeerMode) {
   EXPECT_EQ(bh.best_peer->mode, "continue");
   EXPECT_EQ(bh.limit, nullptr);
   EXPECT_EQ(RowFor(rows, "xbh", "epoll").best_peer->impl, "libuv");
+}
+
+TEST(BenchSummary, W1UnderGLibIsSetAgainstTheGIdleRunBetweenItsChunks) {
+  const auto run = SampleRun();
+  const auto rows = summarize(run);
+  const SummaryRow& paired = RowFor(rows, "bh", "gsource-epoll");
+  EXPECT_TRUE(paired.peer_paired);
+  EXPECT_EQ(paired.peer_ns, 1400);  // not the separate run's 1430
+  ASSERT_NE(paired.best_peer, nullptr);
+  EXPECT_EQ(paired.best_peer->impl, "glib");
+  EXPECT_EQ(paired.best_peer->mode, "continue");
+  // Without a paired figure, the cheapest peer's own.
+  const SummaryRow& native = RowFor(rows, "bh", "epoll");
+  EXPECT_FALSE(native.peer_paired);
+  EXPECT_EQ(native.peer_ns, 1430);
 }
 
 TEST(BenchSummary, IdleFdsComparedAtTheSameFdCount) {
@@ -141,13 +157,16 @@ TEST(BenchSummary, JsonCarriesEveryResultAndTheRatios) {
     ++count;
   }
   // Every result once, plus each summary row's own and peer's copy (every
-  // one of the seven rows has a peer here).
-  EXPECT_EQ(count, run.size() + 7 + 7);
+  // one of the eight rows has a peer here).
+  EXPECT_EQ(count, run.size() + 8 + 8);
   EXPECT_NE(json.find("\"paired_l3_ns\":21000.00"), std::string::npos);
   EXPECT_NE(json.find("\"ours_over_limit\":1.24"), std::string::npos);  // 26000 / 21000
   // (26000 / 21000) / (24000 / 20500): both against their own paired L3.
   EXPECT_NE(json.find("\"ours_over_floor\":1.06"), std::string::npos);
   EXPECT_NE(json.find("\"ours_over_peer\":0.02"), std::string::npos);  // 25 / 1430
+  EXPECT_NE(json.find("\"paired_peer_ns\":1400.00"), std::string::npos);
+  EXPECT_NE(json.find("\"peer_paired\":true,\"ours_over_peer\":1.07"),
+            std::string::npos);  // 1500 / 1400
   EXPECT_NE(json.find("a \\\"quoted\\\" CPU"), std::string::npos);
 }
 
