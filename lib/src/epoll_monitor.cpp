@@ -18,10 +18,17 @@
 // context has at most DirectEmbedList::kMaxHandlers watched handlers, the
 // outer loop is shown their fds directly, as under the poll
 // monitor, and its revents are the events: W3 through GLib then costs what
-// GLib's own fd sources cost. The epoll set stays as it is meanwhile, so a
-// native poll() (say, nested in a callback) still works, and above the
-// threshold the outer loop is shown the epoll fd again, whose cost does
-// not grow with the number of fds.
+// GLib's own fd sources cost. Their fds leave the epoll set meanwhile: an fd
+// in an epoll set runs the instance's wake-up callback (a lock, the ready
+// list) inside every write() that makes it ready, for nothing while the
+// outer loop polls the fd itself; in W3 under GLib that was 0.04-0.05x of
+// the kernel's wake-up cost (1.16x L3 against 1.09-1.12x without it). A
+// registration while direct still goes through EPOLL_CTL_ADD, which is
+// where the kernel refuses an fd it cannot watch, and leaves at the next
+// rebuild. A native wait() (say, nested in a callback) puts every fd back
+// first; the next outer-loop round takes them out again. Above the
+// threshold the outer loop is shown the epoll fd again, whose cost does not
+// grow with the number of fds.
 //
 // Hot fds (hot_embed.h). Above the threshold, a busy fd leaves the epoll
 // set (one epoll_ctl() each way) and is shown beside the epoll fd, which
@@ -49,7 +56,7 @@ namespace aioloop::detail {
 namespace {
 
 // node->monitor_tag: 1 while the fd is in the epoll set on the node's behalf
-// (not while it is hot: then the outer loop polls it).
+// (not while it is hot or shown directly: then the outer loop polls it).
 constexpr uint64_t kInSet = 1;
 
 class EpollMonitor final : public FdMonitor {
@@ -105,7 +112,8 @@ class EpollMonitor final : public FdMonitor {
   }
 
   void wait(int64_t timeout_ns) override {
-    cool_all();  // the set alone is waited on
+    leave_direct();  // the set alone is waited on
+    cool_all();
     collect(timeout_ns);
   }
 
@@ -166,7 +174,9 @@ class EpollMonitor final : public FdMonitor {
       HandlerNode* node = host_.handler_for_fd(fd);
       if (!node || !node->monitor_suspended) continue;
       node->monitor_suspended = false;
-      if (set_events(fd, node->monitor_events, false)) node->monitor_tag = 0;
+      if (direct_) continue;  // back in the set when direct mode ends
+      // Its tag is 0 if direct mode began and ended during the suspension.
+      node->monitor_tag = set_events(fd, node->monitor_events, false) ? 0 : kInSet;
     }
     suspended_.clear();
   }
@@ -192,14 +202,47 @@ class EpollMonitor final : public FdMonitor {
   }
 
   void rebuild_embed() {
-    direct_ = direct_list_.fits();
-    if (direct_) {
-      cool_all();  // the set must be whole for a native wait
+    if (direct_list_.fits()) {
+      cool_all();  // hot fds are shown directly like any other
+      direct_ = true;
+      // Also the fds registered since the last rebuild.
+      host_.for_each_live(&EpollMonitor::leave_set, this);
       direct_list_.rebuild(host_);
+    } else {
+      leave_direct();
     }
     hot_.shown(epoll_fd_, host_);  // takes in the hot fds' changes
     embed_dirty_ = false;
     ++embed_generation_;
+  }
+
+  static void leave_set(HandlerNode* node, void* self_ptr) {
+    if (node->monitor_tag != kInSet) return;
+    auto* self = static_cast<EpollMonitor*>(self_ptr);
+    // A suspended fd is out already (ENOENT); a closed one too (EBADF).
+    (void)epoll_ctl(self->epfd_, EPOLL_CTL_DEL, node->fd, nullptr);
+    node->monitor_tag = 0;
+  }
+
+  // Puts the directly shown fds back into the set (a native wait, or more
+  // handlers than direct mode shows).
+  void leave_direct() {
+    if (!direct_) return;
+    direct_ = false;
+    embed_dirty_ = true;  // the outer loop must be shown the epoll fd, or the list again
+    host_.for_each_live(&EpollMonitor::rejoin_set, this);
+  }
+
+  static void rejoin_set(HandlerNode* node, void* self_ptr) {
+    if (node->monitor_tag == kInSet || node->interest == 0 || node->invalid) return;
+    if (node->monitor_suspended) return;  // back when the suspension ends
+    auto* self = static_cast<EpollMonitor*>(self_ptr);
+    if (self->set_events(node->fd, node->interest, false)) {
+      self->host_.mark_invalid(node);  // closed meanwhile (EBADF): nothing left to watch
+      return;
+    }
+    node->monitor_tag = kInSet;
+    node->monitor_events = node->interest;
   }
 
   // Takes a busy fd out of the set, for the outer loop to poll it.
@@ -246,7 +289,7 @@ class EpollMonitor final : public FdMonitor {
   MonitorHost& host_;
   int epfd_ = -1;
   // What the outer loop watches: the epoll fd and the hot fds (shown_), or
-  // (direct_) the handlers' fds.
+  // (direct_) the handlers' fds, which are then out of the set.
   EmbedFd epoll_fd_{};
   HotEmbedList hot_;
   std::vector<HandlerNode*> idle_;  // hot fds to give back, from hot_.report()
