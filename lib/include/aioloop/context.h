@@ -183,10 +183,14 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // io_uring, the epoll or ring fd followed by at most 4 busy handlers' fds
   // (an event in 4 outer rounds in a row; 64 idle rounds end it), whatever
   // the number of handlers. The handlers' own fds spare check() a system
-  // call or a completion per event. Valid until
-  // the next call of a non-const member; compare embed_fds_generation() to
-  // learn whether it changed. Calling poll() while embedded is allowed;
-  // under io_uring it re-arms every handler's request (O(handlers), once).
+  // call or a completion per event; while they are shown, the monitor does
+  // not watch them itself (out of the epoll set, no io_uring request), so
+  // an event costs the writer nothing beyond waking the outer loop. Valid
+  // until the next call of a non-const member; compare
+  // embed_fds_generation() to learn whether it changed. Calling poll()
+  // while embedded is allowed; with at most 8 handlers under epoll and
+  // io_uring it first hands every fd back to the monitor (one epoll_ctl()
+  // or request each, once), and the next embed_fds() takes them again.
   std::span<const EmbedFd> embed_fds();
   uint64_t embed_fds_generation();
 
