@@ -528,6 +528,30 @@ TEST_P(MonitorTest, EmbedPrepareWithoutCheckIsTolerated) {
   EXPECT_EQ(ctx().stats().eventfd_writes, writes);
 }
 
+// A prepare that finds work due (W1 under GLib: a bottom half that
+// re-schedules itself) returns 0 without announcing a wait: the outer loop
+// will not block, so a notify() from another thread until check needs no
+// eventfd write. A prepare that may block announces, and the same notify()
+// writes it.
+TEST_P(MonitorTest, EmbedPrepareWithWorkDueAnnouncesNoWait) {
+  int runs = 0;
+  BottomHalf bh(ctx(), [&] { ++runs; });
+  bh.schedule();
+  EXPECT_EQ(ctx().embed_prepare(), 0);
+  const uint64_t writes = ctx().stats().eventfd_writes;
+  std::thread([&] { ctx().notify(); }).join();
+  EXPECT_EQ(ctx().stats().eventfd_writes, writes);
+  EXPECT_TRUE(ctx().embed_check({}));
+  ctx().embed_dispatch();
+  EXPECT_EQ(runs, 1);
+
+  EXPECT_NE(ctx().embed_prepare(), 0);
+  std::thread([&] { ctx().notify(); }).join();
+  EXPECT_EQ(ctx().stats().eventfd_writes, writes + 1);
+  ctx().embed_check({});
+  ctx().embed_dispatch();
+}
+
 AIOLOOP_INSTANTIATE_FOR_ALL_BACKENDS(MonitorTest);
 
 // "forced by option or AIOLOOP_BACKEND=poll|epoll|io_uring (an unknown value

@@ -19,9 +19,16 @@ int64_t Context::embed_prepare() {
   // The outer loop decides when to block: leave busy-poll mode properly.
   if (self.poll_started_) self.poll_set_started(false);
   self.monitor_->embed_prepare();
+  // Work already due: the outer loop will not block, so there is nothing to
+  // wake it from, and the announcement (a fence, and an eventfd write for
+  // every notify() from another thread until check) waits for a prepare
+  // that may block. GLib polls with a zero timeout after a prepare that
+  // returned 0; a bare outer loop must do the same.
+  if (self.notification_pending() || self.monitor_->need_wait()) return 0;
   self.notify_me_.store(self.notify_me_.load(std::memory_order_relaxed) | 1u,
                         std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Notifications that came before the announcement was visible.
   if (self.notification_pending() || self.monitor_->need_wait()) return 0;
   return self.compute_timeout();
 }

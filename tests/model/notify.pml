@@ -198,9 +198,15 @@ end_asleep:
 inline embedded_iteration() {
   rounds = 0;
   do
-  :: /* embed_prepare(): announce (one bit), fence, then look */
-     notify_me = notify_me | 1;
-     must_wait = !(notified || notified_locally) && work == 0;
+  :: /* embed_prepare(): with a notification pending already, return 0
+      * without announcing (the outer loop will not block); else announce
+      * (one bit), fence, then look */
+     if
+     :: (notified || notified_locally) -> must_wait = false
+     :: else ->
+        notify_me = notify_me | 1;
+        must_wait = !(notified || notified_locally) && work == 0
+     fi;
      /* Home-thread code may run before the outer wait: other sources'
       * prepare, the outer loop's own code. */
      home_schedules();

@@ -170,11 +170,14 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   //   ... outer wait, collecting revents[i] for fds[i] ...
   //   if (ctx->embed_check(revents)) ctx->embed_dispatch();
 
-  // Announces that the outer loop may block (from now on a notify() from
-  // another thread writes the eventfd, which is among embed_fds()), hands
-  // queued requests to the kernel (io_uring), and returns how long the outer
-  // loop may block, in ns: 0 when work is due, -1 for no limit. The
-  // announcement is one flag, so prepare may be repeated without check.
+  // Hands queued requests to the kernel (io_uring) and returns how long the
+  // outer loop may block, in ns: 0 when work is due, -1 for no limit. Unless
+  // a notification is already pending, it first announces that the outer
+  // loop may block (from now on a notify() from another thread writes the
+  // eventfd, which is among embed_fds()); after a 0 the outer loop must not
+  // block. The announcement is one flag, so prepare may be repeated without
+  // check. Costs a fence when it announces, and no system call except
+  // io_uring's submission of queued requests.
   int64_t embed_prepare();
 
   // The fds the outer loop must watch: one per watched handler (the
