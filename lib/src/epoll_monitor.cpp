@@ -160,7 +160,7 @@ class EpollMonitor final : public FdMonitor {
       if (revents.empty() || revents[0] != 0) collect(0);
       embedded_round_ = false;
       hot_.report(host_, revents, &idle_);
-      for (HandlerNode* node : idle_) cool(node);
+      for (HandlerNode* node : idle_) rejoin(node);
       return;
     }
     // A closed fd also left the epoll set.
@@ -203,7 +203,8 @@ class EpollMonitor final : public FdMonitor {
 
   void rebuild_embed() {
     if (direct_list_.fits()) {
-      cool_all();  // hot fds are shown directly like any other
+      // Hot fds are out of the set already and shown directly like any other.
+      hot_.take_all(host_);
       direct_ = true;
       // Also the fds registered since the last rebuild.
       host_.for_each_live(&EpollMonitor::leave_set, this);
@@ -236,13 +237,7 @@ class EpollMonitor final : public FdMonitor {
   static void rejoin_set(HandlerNode* node, void* self_ptr) {
     if (node->monitor_tag == kInSet || node->interest == 0 || node->invalid) return;
     if (node->monitor_suspended) return;  // back when the suspension ends
-    auto* self = static_cast<EpollMonitor*>(self_ptr);
-    if (self->set_events(node->fd, node->interest, false)) {
-      self->host_.mark_invalid(node);  // closed meanwhile (EBADF): nothing left to watch
-      return;
-    }
-    node->monitor_tag = kInSet;
-    node->monitor_events = node->interest;
+    static_cast<EpollMonitor*>(self_ptr)->rejoin(node);
   }
 
   // Takes a busy fd out of the set, for the outer loop to poll it.
@@ -252,8 +247,9 @@ class EpollMonitor final : public FdMonitor {
     hot_.promote(node);
   }
 
-  // Puts a hot fd hot_ has dropped back into the set.
-  void cool(HandlerNode* node) {
+  // Puts a fd that left the set (hot, or shown directly) back into it, with
+  // the events update_set() gave it.
+  void rejoin(HandlerNode* node) {
     if (set_events(node->fd, node->monitor_events, false)) {
       host_.mark_invalid(node);  // closed meanwhile (EBADF): nothing left to watch
     } else {
@@ -262,7 +258,7 @@ class EpollMonitor final : public FdMonitor {
   }
 
   void cool_all() {
-    for (HandlerNode* node : hot_.take_all(host_)) cool(node);
+    for (HandlerNode* node : hot_.take_all(host_)) rejoin(node);
   }
 
   void suspend(HandlerNode* node) {

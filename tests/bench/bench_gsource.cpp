@@ -69,13 +69,13 @@ class GLibLoop {
 };
 
 // W1: one bottom half that schedules itself from its own callback. The
-// measured callbacks are cut into kPeerChunks pieces, and GLib's g_idle
+// measured callbacks are cut into as many pieces as RoundTrips cuts a
+// blocking measurement, and GLib's g_idle
 // (bench_glib_idle.h) runs as many callbacks after each in the same thread:
 // an iteration of GLib costs about 1.4 us here and drifts by a tenth and
 // more within a minute, as much as the difference being measured, so GLib's
 // figure from another moment of the run makes a poor yardstick.
 void bh_chain(Backend backend, const Counts& counts) {
-  constexpr int64_t kPeerChunks = 8;
   GLibLoop loop(backend);
   GIdleChain idle;
   int64_t runs = 0;
@@ -94,14 +94,15 @@ void bh_chain(Backend backend, const Counts& counts) {
   };
   run(warmup_count(counts.bh));
   idle.run(warmup_count(counts.bh));
-  const int64_t chunk = std::max<int64_t>(counts.bh / kPeerChunks, 1);
+  constexpr int64_t kChunks = RoundTrips::kPairedChunks;
+  const int64_t chunk = std::max<int64_t>(counts.bh / kChunks, 1);
   int64_t wall = 0;
   int64_t idle_wall = 0;
-  for (int64_t i = 0; i < kPeerChunks; ++i) {
+  for (int64_t i = 0; i < kChunks; ++i) {
     wall += run(chunk);
     idle_wall += idle.run(chunk);
   }
-  const int64_t ops = chunk * kPeerChunks;
+  const int64_t ops = chunk * kChunks;
   report("bh", "aioloop", mode_name(backend), -1, static_cast<double>(wall) / ops, ops, 0,
          static_cast<double>(idle_wall) / ops);
 }

@@ -116,23 +116,22 @@ std::vector<SummaryRow> summarize(const std::vector<Result>& all) {
   for (const Result& ours : all) {
     if (ours.impl != "aioloop") continue;
     SummaryRow row{&ours, nullptr, nullptr};
-    for (const Result& peer : all) {
-      if (!is_peer(peer) || !comparable(ours, peer)) continue;
-      if (!row.best_peer || peer.ns_per_op < row.best_peer->ns_per_op) row.best_peer = &peer;
-    }
     if (ours.paired_peer_ns > 0) {
       // The peer measured at the same moments beats any measured minutes
       // away: GLib's iteration cost drifts with the machine as ours does.
       row.peer_paired = true;
       row.peer_ns = ours.paired_peer_ns;
-      row.best_peer = nullptr;
       for (const Result& peer : all) {
         if (peer.impl == "glib" && peer.workload == ours.workload && peer.mode == "continue") {
           row.best_peer = &peer;
         }
       }
-    } else if (row.best_peer) {
-      row.peer_ns = row.best_peer->ns_per_op;
+    } else {
+      for (const Result& peer : all) {
+        if (!is_peer(peer) || !comparable(ours, peer)) continue;
+        if (!row.best_peer || peer.ns_per_op < row.best_peer->ns_per_op) row.best_peer = &peer;
+      }
+      if (row.best_peer) row.peer_ns = row.best_peer->ns_per_op;
     }
     if (auto limit = limit_for(ours.workload, ours.mode)) {
       for (const Result& l : all) {
