@@ -15,6 +15,7 @@
 // class keeps the rounds, the list and the outer loop's view of it.
 #pragma once
 
+#include <errno.h>
 #include <poll.h>
 
 #include <span>
@@ -91,7 +92,11 @@ class HotEmbedList {
       std::vector<pollfd> fds;
       for (size_t i = 1; i < shown_.size(); ++i) fds.push_back({shown_[i].fd, shown_[i].events, 0});
       own.assign(shown_.size(), 0);
-      if (::poll(fds.data(), fds.size(), 0) > 0) {
+      int ready = 0;
+      do {  // a signal can interrupt even a zero-timeout poll()
+        ready = ::poll(fds.data(), fds.size(), 0);
+      } while (ready < 0 && errno == EINTR);
+      if (ready > 0) {
         for (size_t i = 1; i < shown_.size(); ++i) own[i] = fds[i - 1].revents;
       }
       revents = own;

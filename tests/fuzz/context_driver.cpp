@@ -7,9 +7,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -546,7 +548,13 @@ void ContextDriver::embedded_iteration() {
   context->embed_prepare();
   std::vector<pollfd> fds;
   for (const EmbedFd& f : context->embed_fds()) fds.push_back({f.fd, f.events, 0});
-  FUZZ_CHECK(::poll(fds.data(), fds.size(), 0) >= 0, "the outer poll() failed");
+  // libFuzzer's SIGALRM (its -timeout watchdog) can interrupt even a
+  // zero-timeout poll(): EINTR is the outer loop's to retry, as GLib does.
+  int ready = 0;
+  do {
+    ready = ::poll(fds.data(), fds.size(), 0);
+  } while (ready < 0 && errno == EINTR);
+  FUZZ_CHECK(ready >= 0, "the outer poll() failed: %s", std::strerror(errno));
   std::vector<short> revents;
   for (const pollfd& f : fds) revents.push_back(f.revents);
   FUZZ_TRACE("%*s  outer poll of %zu fds\n", 2 * callback_depth_, "", fds.size());
