@@ -156,6 +156,9 @@ void run_w3_floors(const Options& options, const Counts& counts) {
   for (std::string_view monitor : {"poll", "epoll", "io_uring"}) {
     if (options.wants_backend(monitor)) w3_floor(monitor, counts);
   }
+  for (std::string_view monitor : {"poll", "epoll", "io_uring"}) {
+    if (options.wants_backend(monitor)) w3_gsource_floor("gsource-" + std::string(monitor), counts);
+  }
 }
 
 }  // namespace bench

@@ -256,7 +256,9 @@ void run_gsource(const Options& options, const Counts& counts) {
     if (options.wants("W2")) cross_bh(backend, counts);
   }
   for (Backend backend : backends) {
-    if (options.wants("W3")) cross_fd(backend, counts);
+    if (!options.wants("W3")) break;
+    cross_fd(backend, counts);
+    if (options.wants_impl("limit")) w3_gsource_floor(mode_name(backend), counts);
   }
   for (Backend backend : backends) {
     if (!options.wants("W4")) break;

@@ -222,5 +222,8 @@ void run_limits(const Options& options, const Counts& counts);
 // bench_floors.cpp: W3's floor for one monitor, or for every wanted one.
 void w3_floor(std::string_view monitor, const Counts& counts);
 void run_w3_floors(const Options& options, const Counts& counts);
+// W3's floor under GLib (bench_gsource_floor.cpp), reported as mode; does
+// nothing without GLib.
+void w3_gsource_floor(std::string_view mode, const Counts& counts);
 
 }  // namespace bench
