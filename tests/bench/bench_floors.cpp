@@ -154,10 +154,9 @@ void w3_floor(std::string_view monitor, const Counts& counts) {
 
 void run_w3_floors(const Options& options, const Counts& counts) {
   for (std::string_view monitor : {"poll", "epoll", "io_uring"}) {
-    if (options.wants_backend(monitor)) w3_floor(monitor, counts);
-  }
-  for (std::string_view monitor : {"poll", "epoll", "io_uring"}) {
-    if (options.wants_backend(monitor)) w3_gsource_floor("gsource-" + std::string(monitor), counts);
+    if (!options.wants_backend(monitor)) continue;
+    w3_floor(monitor, counts);
+    w3_gsource_floor("gsource-" + std::string(monitor), counts);
   }
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bench_glib_idle.h"
+#include "bench_glib_side_b.h"
 
 namespace bench {
 
@@ -90,22 +91,6 @@ void bh_continue(const Counts& counts) {
   chain.run(warmup_count(counts.bh));
   const int64_t wall = chain.run(counts.bh);
   report("bh", "glib", "continue", -1, static_cast<double>(wall) / counts.bh, counts.bh);
-}
-
-// Runs thread B's context until stop is set. GLib contexts may be made in
-// any thread; iterating one acquires it for the calling thread.
-std::thread start_side_b(GMainContext* context, std::atomic<bool>& stop) {
-  return std::thread([context, &stop] {
-    while (!stop.load(std::memory_order_acquire)) g_main_context_iteration(context, TRUE);
-  });
-}
-
-void stop_side_b(GMainContext* context, std::atomic<bool>& stop, std::thread& side_b) {
-  stop.store(true, std::memory_order_release);
-  // g_main_context_wakeup() always writes the context's wake-up fd, so B
-  // cannot miss it whether it is inside an iteration or about to start one.
-  g_main_context_wakeup(context);
-  side_b.join();
 }
 
 // W2: A's source makes B's ready, B's makes A's ready, each from its own

@@ -24,6 +24,8 @@
 #include <string>
 #include <thread>
 
+#include "bench_glib_side_b.h"
+
 namespace bench {
 
 namespace {
@@ -90,20 +92,12 @@ void w3_gsource_floor(std::string_view mode, const Counts& counts) {
   EventFd efd_b;
   FloorLoop loop_b(efd_b, efd_a, nullptr);
   std::atomic<bool> stop{false};
-  // B iterates a context made in this thread: g_main_context_iteration()
-  // acquires it for B, and B is the only thread iterating it.
-  std::thread side_b([&] {
-    while (!stop.load(std::memory_order_acquire)) loop_b.iterate();
-  });
+  std::thread side_b = start_side_b(loop_b.context(), stop);
   FloorLoop loop_a(efd_a, efd_b, &trips);
   trips.begin();
   efd_b.write_one();
   while (!trips.finished()) loop_a.iterate();
-  stop.store(true, std::memory_order_release);
-  // Always writes GLib's wake-up fd: B sees the flag whether it is blocked
-  // or about to be.
-  g_main_context_wakeup(loop_b.context());
-  side_b.join();
+  stop_side_b(loop_b.context(), stop, side_b);
   report_trips("xfd", "limit", mode, trips);
 }
 
