@@ -552,6 +552,87 @@ TEST_P(MonitorTest, EmbedPrepareWithWorkDueAnnouncesNoWait) {
   ctx().embed_dispatch();
 }
 
+// Context::set_embed_wakeup(): an outer loop with a wake-up of its own (a
+// pipe here, GLib's wake-up fd under GLib) is shown no eventfd of the
+// context and is woken through its own; a native poll() nested in a
+// callback the outer loop dispatches is still woken through the eventfd;
+// clearing the wake-up shows the eventfd again.
+TEST_P(MonitorTest, OuterLoopsOwnWakeUpReplacesTheEventfd) {
+  struct OuterWake {
+    Pipe pipe;
+    std::atomic<int> calls{0};
+  } outer;
+  auto wake = +[](void* arg) {
+    auto* o = static_cast<OuterWake*>(arg);
+    o->calls.fetch_add(1, std::memory_order_relaxed);
+    o->pipe.Fill();
+  };
+  Watchdog watchdog(ctx());
+  const uint64_t generation = ctx().embed_fds_generation();
+  ctx().set_embed_wakeup(wake, &outer);
+  EXPECT_NE(ctx().embed_fds_generation(), generation);
+  EXPECT_EQ(ctx().embed_fds().size(), 0u) << "the eventfd is still shown";
+
+  // One outer iteration: the context's fds and the outer loop's own pipe.
+  auto outer_iteration = [&] {
+    const int64_t timeout_ns = ctx().embed_prepare();
+    std::vector<pollfd> fds{{outer.pipe.read_fd, POLLIN, 0}};
+    for (const EmbedFd& f : ctx().embed_fds()) fds.push_back({f.fd, f.events, 0});
+    // Unbounded when the context says so: a lost wake-up hangs the test
+    // until the watchdog fires.
+    ::poll(fds.data(), fds.size(),
+           timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999999) / 1000000));
+    outer.pipe.Drain();
+    std::vector<short> revents;
+    for (size_t i = 1; i < fds.size(); ++i) revents.push_back(fds[i].revents);
+    if (ctx().embed_check(revents)) ctx().embed_dispatch();
+  };
+  auto from_other_thread = [](BottomHalf& bh) {
+    return std::thread([&bh] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      bh.schedule();
+    });
+  };
+
+  // Usually the outer loop is blocked when the bottom half comes; a round
+  // in which it was not needs no wake-up, so try a few.
+  std::atomic<int> remote_runs{0};
+  BottomHalf remote(ctx(), [&] { remote_runs.fetch_add(1); });
+  for (int round = 1; round <= 5 && outer.calls.load() == 0; ++round) {
+    std::thread other = from_other_thread(remote);
+    while (!watchdog.fired() && remote_runs.load() < round) outer_iteration();
+    other.join();
+  }
+  EXPECT_GE(outer.calls.load(), 1) << "the outer loop was not woken through its own wake-up";
+
+  // A native poll() nested in a callback of the outer loop's dispatch.
+  const uint64_t writes = ctx().stats().eventfd_writes;
+  const int calls = outer.calls.load();
+  const int runs_before_nesting = remote_runs.load();
+  bool nested_done = false;
+  BottomHalf nesting(ctx(), [&] {
+    std::thread inner = from_other_thread(remote);
+    while (!watchdog.fired() && remote_runs.load() == runs_before_nesting) ctx().poll(true);
+    inner.join();
+    nested_done = true;
+  });
+  nesting.schedule();
+  while (!watchdog.fired() && !nested_done) outer_iteration();
+  EXPECT_EQ(remote_runs.load(), runs_before_nesting + 1);
+  EXPECT_EQ(outer.calls.load(), calls) << "a native wait was woken through the outer loop";
+  EXPECT_LE(ctx().stats().eventfd_writes, writes + 1);
+
+  // Cleared: the eventfd is shown again and wakes the outer loop.
+  ctx().set_embed_wakeup(nullptr, nullptr);
+  EXPECT_EQ(ctx().embed_fds().size(), 1u);
+  std::thread other = from_other_thread(remote);
+  while (!watchdog.fired() && remote_runs.load() == runs_before_nesting + 1) outer_iteration();
+  other.join();
+  EXPECT_EQ(remote_runs.load(), runs_before_nesting + 2);
+  EXPECT_EQ(outer.calls.load(), calls);
+  EXPECT_FALSE(watchdog.fired());
+}
+
 AIOLOOP_INSTANTIATE_FOR_ALL_BACKENDS(MonitorTest);
 
 // "forced by option or AIOLOOP_BACKEND=poll|epoll|io_uring (an unknown value

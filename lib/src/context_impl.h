@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cassert>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -95,6 +96,9 @@ class ContextImpl final : public Context, public MonitorHost {
   void announce_blocking_wait();
   void withdraw_announcement();
   void accept_notify();
+  // --- the outer loop's own wake-up (embed_wakeup.cpp)
+  bool wake_outer_loop();
+  void sync_outer_wake();
 
   // --- registry (handler_registry.cpp)
   std::error_code set_handler(int fd, FdHandler&& handler, bool internal);
@@ -128,6 +132,9 @@ class ContextImpl final : public Context, public MonitorHost {
   void unref(HandlerNode* node) override;
   uint64_t dispatch_walks() const override { return dispatch_walks_; }
   void count_completions(uint64_t n) override { stat_monitor_completions_.add(n); }
+  bool embed_hides(const HandlerNode* node) const override {
+    return node->internal && outer_wake_hides_notifier_;
+  }
 
   // Whether the handler must be left alone now (suspended external).
   bool suspended(const HandlerNode* node) const {
@@ -148,6 +155,20 @@ class ContextImpl final : public Context, public MonitorHost {
     return notified_locally_ || notified_.load(std::memory_order_relaxed);
   }
   EventNotifier notifier_;
+
+  // The outer loop's own wake-up (Context::set_embed_wakeup; embed_wakeup.cpp
+  // explains the locking). wake and arg are read and written only under the
+  // mutex; the generation counts the changes, so the home thread learns of
+  // one with a relaxed load per embed_fds_generation().
+  std::mutex outer_wake_mutex_;
+  void (*outer_wake_)(void*) = nullptr;
+  void* outer_wake_arg_ = nullptr;
+  std::atomic<bool> outer_wake_set_{false};
+  std::atomic<uint64_t> outer_wake_generation_{0};
+  // Home thread only: the generation the monitor's embed list reflects, and
+  // whether that list leaves the notifier out.
+  uint64_t outer_wake_seen_ = 0;
+  bool outer_wake_hides_notifier_ = false;
 
   BhList bhs_;
   TimerList realtime_timers_;

@@ -65,6 +65,7 @@ class DirectEmbedList {
     auto* self = static_cast<DirectEmbedList*>(self_ptr);
     if (node->invalid || node->interest == 0) return;
     if (node->cb.external && self->host_->external_disabled()) return;
+    if (self->host_->embed_hides(node)) return;
     self->fds_.push_back(EmbedFd{node->fd, static_cast<short>(node->interest)});
   }
 

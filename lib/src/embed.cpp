@@ -36,12 +36,14 @@ int64_t Context::embed_prepare() {
 std::span<const EmbedFd> Context::embed_fds() {
   auto& self = ContextImpl::of(*this);
   self.assert_home();
+  self.sync_outer_wake();
   return self.monitor_->embed_fds();
 }
 
 uint64_t Context::embed_fds_generation() {
   auto& self = ContextImpl::of(*this);
   self.assert_home();
+  self.sync_outer_wake();
   return self.monitor_->embed_generation();
 }
 

@@ -151,6 +151,8 @@ class EpollMonitor final : public FdMonitor {
     return embed_generation_;
   }
 
+  void embed_invalidate() override { embed_dirty_ = true; }
+
   void embed_check(std::span<const short> revents) override {
     if (!direct_) {
       hot_.begin_round();

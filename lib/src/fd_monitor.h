@@ -36,6 +36,10 @@ class MonitorHost {
   virtual uint64_t dispatch_walks() const = 0;
   // Counts n completions the monitor reaped (io_uring), for Stats.
   virtual void count_completions(uint64_t n) = 0;
+  // Whether an outer loop need not watch node's fd: the context's own
+  // notifier while the outer loop is woken through its own wake-up
+  // (Context::set_embed_wakeup). Embed lists leave such a node out.
+  virtual bool embed_hides(const HandlerNode* node) const = 0;
 
  protected:
   ~MonitorHost() = default;
@@ -90,6 +94,9 @@ class FdMonitor {
   // handlers without blocking.
   virtual std::span<const EmbedFd> embed_fds() = 0;
   virtual uint64_t embed_generation() { return 0; }
+  // What embed_hides() says has changed: the next embed_fds() and
+  // embed_generation() build the list afresh.
+  virtual void embed_invalidate() = 0;
   virtual void embed_check(std::span<const short> revents) = 0;
 };
 

@@ -212,6 +212,8 @@ class IoUringMonitor final : public FdMonitor {
     return embed_generation_;
   }
 
+  void embed_invalidate() override { embed_dirty_ = true; }
+
   // An outer loop is about to poll the ring fd: events the last dispatch
   // made (already in the CQ) spare their level checks, as in wait().
   void embed_prepare() override {

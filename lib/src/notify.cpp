@@ -48,10 +48,14 @@ void ContextImpl::notify_impl() {
   }
   notified_.store(true, std::memory_order_release);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (notify_me_.load(std::memory_order_relaxed) != 0) {
+  const unsigned waiting = notify_me_.load(std::memory_order_relaxed);
+  if (waiting != 0) {
     // Any thread may get here, so this counter uses a locked add: it is the
     // slow path anyway (a system call follows).
     stat_eventfd_writes_.fetch_add(1, std::memory_order_relaxed);
+    // Only the outer loop announced: its own wake-up, if it has one
+    // (embed_wakeup.cpp says why 1 is the test).
+    if (waiting == 1 && wake_outer_loop()) return;
     (void)notifier_.set();
   }
 }

@@ -68,6 +68,8 @@ class PollMonitor final : public FdMonitor {
     return generation_;
   }
 
+  void embed_invalidate() override { dirty_ = true; }
+
   void embed_check(std::span<const short> revents) override {
     // The handlers may have changed since the outer loop took the array
     // (GLib runs other sources in between), so look each fd up afresh
@@ -106,6 +108,7 @@ class PollMonitor final : public FdMonitor {
     if (node->cb.external && self->skip_external_) return;
     self->fds_.push_back(pollfd{node->fd, static_cast<short>(node->interest), 0});
     self->nodes_.push_back(node);
+    if (self->host_.embed_hides(node)) return;
     self->embed_.push_back(EmbedFd{node->fd, static_cast<short>(node->interest)});
   }
 

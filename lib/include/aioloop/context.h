@@ -174,14 +174,16 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // outer loop may block, in ns: 0 when work is due, -1 for no limit. Unless
   // a notification is already pending, it first announces that the outer
   // loop may block (from now on a notify() from another thread writes the
-  // eventfd, which is among embed_fds()); after a 0 the outer loop must not
+  // eventfd, which is among embed_fds(), or calls the outer loop's own
+  // wake-up: set_embed_wakeup()); after a 0 the outer loop must not
   // block. The announcement is one flag, so prepare may be repeated without
   // check. Costs a fence when it announces, and no system call except
   // io_uring's submission of queued requests.
   int64_t embed_prepare();
 
   // The fds the outer loop must watch: one per watched handler (the
-  // context's own notifier included) under poll, and under epoll and
+  // context's own notifier included, unless set_embed_wakeup() is in use)
+  // under poll, and under epoll and
   // io_uring while there are at most 8; beyond that, under epoll and
   // io_uring, the epoll or ring fd followed by at most 4 busy handlers' fds
   // (an event in 4 outer rounds in a row; 64 idle rounds end it), whatever
@@ -208,6 +210,22 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // Runs the due bottom halves, ready handlers and expired timers once.
   // Returns whether a user callback ran.
   bool embed_dispatch();
+
+  // Lets an outer loop that has a wake-up of its own (GLib:
+  // g_main_context_wakeup()) be woken through it. While wake is set, a
+  // notify() that finds only the outer loop's announcement (embed_prepare)
+  // calls wake(arg) instead of writing the context's eventfd, and
+  // embed_fds() leaves that eventfd out, so every outer poll() looks at one
+  // fd fewer. A native poll() waiting (nested in a callback, say) is still
+  // woken through the eventfd. wake must make the outer wait end and be
+  // safe to call from any thread; it runs under a lock the setter takes, so
+  // it must not call back into this context. nullptr clears it: do that
+  // only once the outer loop no longer waits for this context (after the
+  // last embed_fds() it watches), since it shows the eventfd again only at
+  // the next embed_fds(). Any thread; once it returns, no notify() is still
+  // calling the previous wake, so its arg may be released. Costs a lock;
+  // notify() takes the same lock only when it wakes the outer loop.
+  void set_embed_wakeup(void (*wake)(void*), void* arg);
 
   // Whether the calling thread is the home thread. Any thread.
   bool in_home_thread() const;

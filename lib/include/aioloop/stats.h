@@ -23,7 +23,8 @@ struct Stats {
   uint64_t bhs_run = 0;                  // bottom-half callbacks run
   uint64_t handlers_dispatched = 0;      // handler dispatches (read, write, poll_ready: one)
   uint64_t timers_fired = 0;             // timer callbacks run
-  uint64_t eventfd_writes = 0;           // notify() calls that had to write the eventfd
+  uint64_t eventfd_writes = 0;           // notify() calls that had to wake a wait (a system call:
+                                         // the eventfd, or the outer loop's own wake-up)
   uint64_t invalid_fds = 0;              // handlers dropped from the watch set: fd closed
   uint64_t monitor_completions = 0;      // io_uring completions reaped (see below)
   int64_t poll_ns = 0;                   // current busy-poll budget
