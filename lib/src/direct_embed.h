@@ -17,7 +17,8 @@ class DirectEmbedList {
   // Each fd shown directly costs the outer poll() one file lookup and one
   // poll callback (tens of ns); the epoll or ring fd costs one poll callback
   // plus, for every event, a system call to learn what is ready (about
-  // 1.2 us here). The context's own notifier counts as one of the eight.
+  // 1.2 us here). The context's own notifier counts as one of the eight,
+  // shown or not (Context::set_embed_wakeup).
   static constexpr size_t kMaxHandlers = 8;
 
   // FdMonitor::update() succeeded: keeps the count of handlers with events

@@ -89,6 +89,10 @@ class ContextDriver {
   // first input byte).
   bool embedded_ = false;
   std::vector<PipeFds> idle_pipes_;
+  // The outer loop's own wake-up (Context::set_embed_wakeup), when the
+  // first input byte asks for one: a pipe the embedded iterations poll too.
+  PipeFds outer_wake_;
+  void use_outer_wakeup();
   // Embedded iterations whose check found nothing due: the model counts
   // them as iterations, stats() does not (no dispatch).
   uint64_t undispatched_ = 0;

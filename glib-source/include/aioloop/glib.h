@@ -20,10 +20,18 @@ namespace aioloop::glib {
 // this throws Error (EBUSY). The context's home thread must be the thread
 // that iterates the GMainContext. Busy polling is off under GLib.
 // Per iteration the source shows GLib the fds of the context's watched
-// handlers (its notifier included) while there are at most 8, or under
-// poll; beyond 8, under epoll and io_uring, the epoll or ring fd plus at
-// most 4 busy handlers' fds, whatever the number of handlers (see
-// Context::embed_fds()).
+// handlers while there are at most 8, or under poll; beyond 8, under epoll
+// and io_uring, the epoll or ring fd plus at most 4 busy handlers' fds,
+// whatever the number of handlers (see Context::embed_fds()). A context
+// with no handlers shows GLib no fd at all: from the source's first prepare
+// until it is destroyed, notifications from other threads wake GLib
+// through its own wake-up fd (g_main_context_wakeup(), see
+// Context::set_embed_wakeup()) instead of the context's eventfd. The
+// source carries a callback that it never calls; GLib drops it when the
+// source is destroyed, which is how the source learns to stop waking the
+// GMainContext before GLib frees it. Replacing it with
+// g_source_set_callback() is harmless: GLib then polls the context's
+// eventfd again.
 AIOLOOP_EXPORT GSource* create_source(const std::shared_ptr<Context>& context);
 
 // create_source() + g_source_set_priority() + g_source_attach() to
