@@ -127,6 +127,22 @@ class GSourceTest : public ContextTest {
     return true;
   }
 
+  // One iteration by hand (prepare, query, check, dispatch); returns how
+  // many fds GLib polled in it.
+  int PolledFds() {
+    EXPECT_TRUE(g_main_context_acquire(main_));
+    gint max_priority = 0;
+    g_main_context_prepare(main_, &max_priority);
+    std::vector<GPollFD> fds(256);
+    gint timeout = 0;
+    gint n = g_main_context_query(main_, max_priority, &timeout, fds.data(),
+                                  static_cast<gint>(fds.size()));
+    g_main_context_check(main_, max_priority, fds.data(), std::min<gint>(n, 256));
+    g_main_context_dispatch(main_);
+    g_main_context_release(main_);
+    return n;
+  }
+
   GMainContext* main_ = nullptr;
   GSource* source_ = nullptr;
 };
@@ -821,23 +837,10 @@ TEST_P(GSourceTest, NativePollNestedInOurCallbackIsWokenFromAnotherThread) {
 // never calls one): the wake-up is withdrawn then too, GLib is shown the
 // eventfd again, and cross-thread bottom halves still wake it.
 TEST_P(GSourceTest, ReplacedCallbackStillLetsOtherThreadsWakeGLib) {
-  auto polled_fds = [&] {
-    EXPECT_TRUE(g_main_context_acquire(main_));
-    gint max_priority = 0;
-    g_main_context_prepare(main_, &max_priority);
-    std::vector<GPollFD> fds(16);
-    gint timeout = 0;
-    gint n = g_main_context_query(main_, max_priority, &timeout, fds.data(),
-                                  static_cast<gint>(fds.size()));
-    g_main_context_check(main_, max_priority, fds.data(), std::min<gint>(n, 16));
-    g_main_context_dispatch(main_);
-    g_main_context_release(main_);
-    return n;
-  };
-  EXPECT_EQ(polled_fds(), 1);
+  EXPECT_EQ(PolledFds(), 1);
   g_source_set_callback(
       source_, +[](gpointer) -> gboolean { return G_SOURCE_CONTINUE; }, nullptr, nullptr);
-  EXPECT_EQ(polled_fds(), 2) << "the context's eventfd is not shown again";
+  EXPECT_EQ(PolledFds(), 2) << "the context's eventfd is not shown again";
   std::atomic<int> runs{0};
   BottomHalf bh(ctx(), [&] { runs.fetch_add(1); });
   for (int round = 1; round <= 3; ++round) {
@@ -982,20 +985,7 @@ TEST_P(GSourceTest, PrepareWithoutCheckIsTolerated) {
 // of the number of idle fds": under epoll and io_uring GLib polls one fd for
 // the context, under poll one per handler.
 TEST_P(GSourceTest, FdsShownToGLib) {
-  auto polled_fds = [&] {
-    EXPECT_TRUE(g_main_context_acquire(main_));
-    gint max_priority = 0;
-    g_main_context_prepare(main_, &max_priority);
-    std::vector<GPollFD> fds(256);
-    gint timeout = 0;
-    gint n = g_main_context_query(main_, max_priority, &timeout, fds.data(),
-                                  static_cast<gint>(fds.size()));
-    g_main_context_check(main_, max_priority, fds.data(), std::min<gint>(n, 256));
-    g_main_context_dispatch(main_);
-    g_main_context_release(main_);
-    return n;
-  };
-  const int before = polled_fds();
+  const int before = PolledFds();
   // GLib's own wake-up fd alone: the context is woken through it
   // (Context::set_embed_wakeup), so its eventfd is not polled as well.
   EXPECT_EQ(before, 1) << "GLib polls the context's eventfd beside its own wake-up fd";
@@ -1004,7 +994,7 @@ TEST_P(GSourceTest, FdsShownToGLib) {
     pipes.push_back(std::make_unique<Pipe>());
     ASSERT_FALSE(ctx().set_fd_handler(pipes.back()->read_fd, {.read = [] {}}));
   }
-  const int after = polled_fds();
+  const int after = PolledFds();
   if (GetParam() == Backend::poll) {
     EXPECT_GE(after, before + 64);
   } else {
@@ -1013,7 +1003,7 @@ TEST_P(GSourceTest, FdsShownToGLib) {
   }
   for (auto& p : pipes) ctx().remove_fd_handler(p->read_fd);
   if (GetParam() == Backend::poll) {
-    EXPECT_EQ(polled_fds(), before) << "removed handlers are still polled by GLib";
+    EXPECT_EQ(PolledFds(), before) << "removed handlers are still polled by GLib";
   }
 }
 

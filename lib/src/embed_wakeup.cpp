@@ -17,9 +17,9 @@
 //
 // Locking: wake and arg change under outer_wake_mutex_ and notify() calls
 // wake under it too, so once set_embed_wakeup() returns no notify() still
-// calls the old wake, and the caller may release arg (the GSource drops its
-// reference on the GMainContext). The mutex is taken only on notify()'s
-// slow path, which makes a system call anyway.
+// calls the old wake, and the caller may release arg (GLib may then free
+// the GMainContext). The mutex is taken only on notify()'s slow path, which
+// makes a system call anyway.
 #include "context_impl.h"
 
 namespace aioloop {

@@ -183,11 +183,10 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
 
   // The fds the outer loop must watch: one per watched handler (the
   // context's own notifier included, unless set_embed_wakeup() is in use)
-  // under poll, and under epoll and
-  // io_uring while there are at most 8; beyond that, under epoll and
-  // io_uring, the epoll or ring fd followed by at most 4 busy handlers' fds
-  // (an event in 4 outer rounds in a row; 64 idle rounds end it), whatever
-  // the number of handlers. The handlers' own fds spare check() a system
+  // under poll, and under epoll and io_uring while there are at most 8;
+  // beyond that, under epoll and io_uring, the epoll or ring fd followed
+  // by at most 4 busy handlers' fds (an event in 4 outer rounds in a row;
+  // 64 idle rounds end it), whatever the number of handlers. The handlers' own fds spare check() a system
   // call or a completion per event; while they are shown, the monitor does
   // not watch them itself (out of the epoll set, no io_uring request), so
   // an event costs the writer nothing beyond waking the outer loop. Valid
