@@ -810,6 +810,43 @@ TEST_P(GSourceTest, MainContextsFreedWhileOtherThreadsSchedule) {
   EXPECT_FALSE(watchdog.fired());
 }
 
+// Several threads wake a blocked GLib at once through its wake-up fd (the
+// lock around it is shared, so they do not wait for each other): each
+// schedules its own bottom half and waits until it has run, many times.
+TEST_P(GSourceTest, ManyThreadsWakeABlockedGLib) {
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 300;
+  std::atomic<int> runs[kThreads] = {};
+  std::vector<std::unique_ptr<BottomHalf>> bhs;
+  for (int t = 0; t < kThreads; ++t) {
+    bhs.push_back(std::make_unique<BottomHalf>(
+        ctx(), [&runs, t] { runs[t].fetch_add(1, std::memory_order_release); }));
+  }
+  std::atomic<bool> quit{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 1; round <= kRounds && !quit.load(std::memory_order_acquire); ++round) {
+        bhs[t]->schedule();
+        while (runs[t].load(std::memory_order_acquire) < round &&
+               !quit.load(std::memory_order_acquire)) {
+          std::this_thread::yield();
+        }
+      }
+    });
+  }
+  auto all_done = [&] {
+    for (auto& r : runs) {
+      if (r.load(std::memory_order_acquire) < kRounds) return false;
+    }
+    return true;
+  };
+  const bool done = IterateUntil(all_done, 20s);
+  quit.store(true, std::memory_order_release);
+  for (std::thread& t : threads) t.join();
+  EXPECT_TRUE(done) << "a wake-up was lost";
+}
+
 // A native poll() in one of our callbacks, dispatched by GLib, waits on the
 // context's eventfd, which GLib was not shown: a bottom half scheduled from
 // another thread must wake that wait, not GLib's.

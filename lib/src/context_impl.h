@@ -11,6 +11,7 @@
 #include <cassert>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -157,10 +158,10 @@ class ContextImpl final : public Context, public MonitorHost {
   EventNotifier notifier_;
 
   // The outer loop's own wake-up (Context::set_embed_wakeup; embed_wakeup.cpp
-  // explains the locking). wake and arg are read and written only under the
-  // mutex; the generation counts the changes, so the home thread learns of
-  // one with a relaxed load per embed_fds_generation().
-  std::mutex outer_wake_mutex_;
+  // explains the locking). wake and arg are read under the lock shared and
+  // written under it exclusively; the generation counts the changes, so the
+  // home thread learns of one with a relaxed load per embed_fds_generation().
+  std::shared_mutex outer_wake_mutex_;
   void (*outer_wake_)(void*) = nullptr;
   void* outer_wake_arg_ = nullptr;
   std::atomic<bool> outer_wake_set_{false};

@@ -15,11 +15,14 @@
 // before a nested native poll() announced is not lost: by the fences of
 // notify.cpp that poll() then sees notified_ and does not block.
 //
-// Locking: wake and arg change under outer_wake_mutex_ and notify() calls
-// wake under it too, so once set_embed_wakeup() returns no notify() still
-// calls the old wake, and the caller may release arg (GLib may then free
-// the GMainContext). The mutex is taken only on notify()'s slow path, which
-// makes a system call anyway.
+// Locking: wake and arg change under outer_wake_mutex_ held exclusively,
+// and notify() calls wake holding it shared, so once set_embed_wakeup()
+// returns no notify() still calls the old wake, and the caller may release
+// arg (GLib may then free the GMainContext). Shared, because notify()s from
+// several threads must not queue behind each other's system call (a plain
+// mutex would put them to sleep in the kernel, two more system calls each).
+// The lock is taken only on notify()'s slow path, which makes a system call
+// anyway.
 #include "context_impl.h"
 
 namespace aioloop {
@@ -28,7 +31,7 @@ using detail::ContextImpl;
 
 void Context::set_embed_wakeup(void (*wake)(void*), void* arg) {
   auto& self = ContextImpl::of(*this);
-  std::lock_guard<std::mutex> lock(self.outer_wake_mutex_);
+  std::unique_lock<std::shared_mutex> lock(self.outer_wake_mutex_);
   self.outer_wake_ = wake;
   self.outer_wake_arg_ = wake ? arg : nullptr;
   self.outer_wake_set_.store(wake != nullptr, std::memory_order_relaxed);
@@ -41,7 +44,7 @@ namespace detail {
 
 bool ContextImpl::wake_outer_loop() {
   if (!outer_wake_set_.load(std::memory_order_relaxed)) return false;
-  std::lock_guard<std::mutex> lock(outer_wake_mutex_);
+  std::shared_lock<std::shared_mutex> lock(outer_wake_mutex_);
   if (!outer_wake_) return false;
   outer_wake_(outer_wake_arg_);
   return true;

@@ -186,12 +186,12 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // under poll, and under epoll and io_uring while there are at most 8;
   // beyond that, under epoll and io_uring, the epoll or ring fd followed
   // by at most 4 busy handlers' fds (an event in 4 outer rounds in a row;
-  // 64 idle rounds end it), whatever the number of handlers. The handlers' own fds spare check() a system
-  // call or a completion per event; while they are shown, the monitor does
-  // not watch them itself (out of the epoll set, no io_uring request), so
-  // an event costs the writer nothing beyond waking the outer loop. Valid
-  // until the next call of a non-const member; compare
-  // embed_fds_generation() to learn whether it changed. Calling poll()
+  // 64 idle rounds end it), whatever the number of handlers. The handlers'
+  // own fds spare check() a system call or a completion per event; while
+  // they are shown, the monitor does not watch them itself (out of the
+  // epoll set, no io_uring request), so an event costs the writer nothing
+  // beyond waking the outer loop. Valid until the next call of a non-const
+  // member; compare embed_fds_generation() to learn whether it changed. Calling poll()
   // while embedded is allowed; with at most 8 handlers under epoll and
   // io_uring it first hands every fd back to the monitor (one epoll_ctl()
   // or request each, once), and the next embed_fds() takes them again.
@@ -223,7 +223,8 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // last embed_fds() it watches), since it shows the eventfd again only at
   // the next embed_fds(). Any thread; once it returns, no notify() is still
   // calling the previous wake, so its arg may be released. Costs a lock;
-  // notify() takes the same lock only when it wakes the outer loop.
+  // notify() takes the same lock, shared (notify()s from several threads do
+  // not wait for each other), only when it wakes the outer loop.
   void set_embed_wakeup(void (*wake)(void*), void* arg);
 
   // Whether the calling thread is the home thread. Any thread.
