@@ -847,6 +847,56 @@ TEST_P(GSourceTest, ManyThreadsWakeABlockedGLib) {
   EXPECT_TRUE(done) << "a wake-up was lost";
 }
 
+// GLib may prepare our source and never check it (a higher-priority source
+// became ready during the poll), and that source's callback may destroy
+// ours. The announcement GLib left behind must not outlive the source: a
+// context polled natively afterwards would otherwise pay an eventfd write
+// for every notify(), even a bottom half scheduled from its own callback.
+TEST_P(GSourceTest, DestroyedBetweenPrepareAndCheckLeavesNoAnnouncement) {
+  Pipe high_pipe;
+  GSource* high_fd = g_unix_fd_source_new(high_pipe.read_fd, G_IO_IN);
+  struct Destroyer {
+    GSource** ours;
+    int runs = 0;
+  } destroyer{&source_};
+  g_source_set_callback(high_fd, G_SOURCE_FUNC(+[](gint, GIOCondition, gpointer data) -> gboolean {
+                          auto* d = static_cast<Destroyer*>(data);
+                          ++d->runs;
+                          if (*d->ours) {
+                            g_source_destroy(*d->ours);
+                            g_source_unref(*d->ours);
+                            *d->ours = nullptr;
+                          }
+                          return G_SOURCE_CONTINUE;
+                        }),
+                        &destroyer, nullptr);
+  g_source_set_priority(high_fd, G_PRIORITY_HIGH);
+  g_source_attach(high_fd, main_);
+  Iterate();  // settle: both prepared and checked, nothing ready
+  // Readable during the next poll only: GLib prepared us (nothing due),
+  // then finds the higher-priority fd ready and skips our check.
+  std::thread writer([&] {
+    std::this_thread::sleep_for(20ms);
+    high_pipe.Fill();
+  });
+  GWatchdog watchdog(main_, 5s);
+  while (destroyer.runs == 0 && !watchdog.fired()) Iterate(true);
+  writer.join();
+  ASSERT_EQ(source_, nullptr);
+  g_source_destroy(high_fd);
+  g_source_unref(high_fd);
+
+  int64_t runs = 0;
+  BottomHalf bh(ctx(), [&] {
+    if (++runs < 100) bh.schedule();
+  });
+  const uint64_t writes = ctx().stats().eventfd_writes;
+  bh.schedule();
+  while (runs < 100) ctx().poll(false);
+  EXPECT_EQ(ctx().stats().eventfd_writes, writes)
+      << "a notify() without any wait announced wrote the eventfd";
+}
+
 // A native poll() in one of our callbacks, dispatched by GLib, waits on the
 // context's eventfd, which GLib was not shown: a bottom half scheduled from
 // another thread must wake that wait, not GLib's.

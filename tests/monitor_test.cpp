@@ -528,6 +528,38 @@ TEST_P(MonitorTest, EmbedPrepareWithoutCheckIsTolerated) {
   EXPECT_EQ(ctx().stats().eventfd_writes, writes);
 }
 
+// embed_abandon(): an outer loop that gives up its wait between prepare and
+// check (from another thread here) leaves no announcement behind, so
+// neither the home thread's notify() nor, once the home thread has run an
+// iteration, another thread's writes the eventfd. An abandon that arrives
+// before a later prepare does not withdraw that prepare's announcement.
+TEST_P(MonitorTest, AbandonedEmbedWaitLeavesNoAnnouncement) {
+  // Settle: io_uring's first embedded prepare has completions to take.
+  for (int i = 0; i < 3; ++i) {
+    ctx().embed_prepare();
+    ctx().embed_check({});
+    ctx().embed_dispatch();
+  }
+  ASSERT_NE(ctx().embed_prepare(), 0);
+  std::thread([&] { ctx().embed_abandon(); }).join();
+  const uint64_t writes = ctx().stats().eventfd_writes;
+  ctx().notify();
+  EXPECT_EQ(ctx().stats().eventfd_writes, writes) << "the home thread's notify()";
+  ctx().poll(false);
+  std::thread([&] { ctx().notify(); }).join();
+  EXPECT_EQ(ctx().stats().eventfd_writes, writes) << "another thread's notify()";
+  ctx().poll(false);
+
+  std::thread([&] { ctx().embed_abandon(); }).join();
+  ASSERT_NE(ctx().embed_prepare(), 0);
+  // The outer loop may still block: both must wake it.
+  ctx().notify();
+  std::thread([&] { ctx().notify(); }).join();
+  EXPECT_EQ(ctx().stats().eventfd_writes, writes + 2) << "the new wait was withdrawn";
+  ctx().embed_check({});
+  ctx().embed_dispatch();
+}
+
 // A prepare that finds work due (W1 under GLib: a bottom half that
 // re-schedules itself) returns 0 without announcing a wait: the outer loop
 // will not block, so a notify() from another thread until check needs no

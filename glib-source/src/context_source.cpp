@@ -145,10 +145,16 @@ void wakeup_dropped(gpointer data) {
     w.dropped = true;
     if (GMainContext* main_context = std::exchange(w.main_context, nullptr)) {
       w.context->set_embed_wakeup(nullptr, nullptr);
-      // Replaced rather than destroyed: the source is still attached and
-      // GLib may be blocked in a poll() without the context's eventfd. Its
-      // next prepare() shows the eventfd again.
-      if (!g_source_is_destroyed(w.source)) g_main_context_wakeup(main_context);
+      if (g_source_is_destroyed(w.source)) {
+        // GLib will not check the source again: if it was destroyed between
+        // prepare and check, the announcement must not outlive it.
+        w.context->embed_abandon();
+      } else {
+        // Replaced rather than destroyed: the source is still attached and
+        // GLib may be blocked in a poll() without the context's eventfd.
+        // Its next prepare() shows the eventfd again.
+        g_main_context_wakeup(main_context);
+      }
     }
   }
   delete holder;
@@ -185,6 +191,9 @@ gboolean source_dispatch(GSource* source, GSourceFunc, gpointer) {
 
 void source_finalize(GSource* source) {
   SourceState* st = state_of(source);
+  // Prepared but never checked (its callback replaced, so wakeup_dropped()
+  // did not see the destruction): GLib no longer waits for the context.
+  if (st->check_pending) st->context->embed_abandon();
   {
     std::lock_guard<std::mutex> lock(sourced_mutex);
     sourced.erase(st->context.get());

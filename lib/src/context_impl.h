@@ -155,6 +155,19 @@ class ContextImpl final : public Context, public MonitorHost {
   bool notification_pending() const {
     return notified_locally_ || notified_.load(std::memory_order_relaxed);
   }
+  // The outer loop gave up its announcement without embed_check()
+  // (Context::embed_abandon(), any thread): bit 0 of notify_me_ is stale.
+  // Only the home thread writes notify_me_, so it drops the bit itself, at
+  // its next notify(), poll() or embed_prepare(). No ordering is needed:
+  // the outer loop no longer waits for this context, and whenever the home
+  // thread runs, no wait of this thread is in progress.
+  std::atomic<bool> announcement_abandoned_{false};
+  void drop_abandoned_announcement() {
+    if (announcement_abandoned_.load(std::memory_order_relaxed) &&
+        announcement_abandoned_.exchange(false, std::memory_order_relaxed)) {
+      notify_me_.store(notify_me_.load(std::memory_order_relaxed) & ~1u, std::memory_order_relaxed);
+    }
+  }
   EventNotifier notifier_;
 
   // The outer loop's own wake-up (Context::set_embed_wakeup; embed_wakeup.cpp

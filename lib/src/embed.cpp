@@ -24,6 +24,9 @@ int64_t Context::embed_prepare() {
   // every notify() from another thread until check) waits for a prepare
   // that may block. GLib polls with a zero timeout after a prepare that
   // returned 0; a bare outer loop must do the same.
+  // Consumed before announcing: a late embed_abandon() for an earlier wait
+  // must not withdraw this one.
+  self.drop_abandoned_announcement();
   if (self.notification_pending() || self.monitor_->need_wait()) return 0;
   self.notify_me_.store(self.notify_me_.load(std::memory_order_relaxed) | 1u,
                         std::memory_order_relaxed);
@@ -62,6 +65,13 @@ bool Context::embed_check(std::span<const short> revents) {
   // outer loop that dispatches only after a true check never ran it.
   const int64_t bh_timeout = self.bhs_.timeout_ns();
   return bh_timeout >= 0 || self.timeout_given(bh_timeout) == 0;
+}
+
+void Context::embed_abandon() {
+  auto& self = ContextImpl::of(*this);
+  // Any thread: the home thread drops the bit (context_impl.h says why it
+  // must be the home thread and why no ordering is needed).
+  self.announcement_abandoned_.store(true, std::memory_order_relaxed);
 }
 
 bool Context::embed_dispatch() {

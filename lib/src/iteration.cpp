@@ -48,6 +48,10 @@ int64_t ContextImpl::timeout_given(int64_t bh_timeout) const {
 
 bool ContextImpl::poll_impl(bool blocking) {
   assert_home();
+  // An outer loop that gave up its wait (the GSource destroyed between
+  // GLib's prepare and check) must not leave notify() writing the eventfd
+  // while nothing waits for it.
+  drop_abandoned_announcement();
   enter_iteration();
   // Guarded: three loads and two adds are a measurable part of a bottom
   // half's round (W1), so they are done only while a tracer listens.

@@ -37,14 +37,24 @@
 namespace aioloop::detail {
 
 void ContextImpl::notify_impl() {
-  if (in_home_thread_impl() && notify_me_.load(std::memory_order_relaxed) == 0) {
-    // Only the home thread writes notify_me_, so from the home thread this
-    // load is exact: no wait is announced, nobody is blocked, and there is
-    // no other thread's store to order against. A home-thread-only flag is
-    // enough for the next iteration not to block, and accepting it needs no
-    // fence (a bottom half re-scheduled from its callback costs none).
-    notified_locally_ = true;
-    return;
+  if (in_home_thread_impl()) {
+    unsigned waiting = notify_me_.load(std::memory_order_relaxed);
+    if (waiting & 1u) {
+      // An outer loop's announcement: if it gave up its wait, the bit is
+      // stale and not worth a system call.
+      drop_abandoned_announcement();
+      waiting = notify_me_.load(std::memory_order_relaxed);
+    }
+    if (waiting == 0) {
+      // Only the home thread writes notify_me_, so from the home thread
+      // this load is exact: no wait is announced, nobody is blocked, and
+      // there is no other thread's store to order against. A
+      // home-thread-only flag is enough for the next iteration not to
+      // block, and accepting it needs no fence (a bottom half re-scheduled
+      // from its callback costs none).
+      notified_locally_ = true;
+      return;
+    }
   }
   notified_.store(true, std::memory_order_release);
   std::atomic_thread_fence(std::memory_order_seq_cst);

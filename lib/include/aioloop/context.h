@@ -210,6 +210,17 @@ class AIOLOOP_EXPORT Context : public std::enable_shared_from_this<Context> {
   // Returns whether a user callback ran.
   bool embed_dispatch();
 
+  // Tells the context that the outer loop will not call embed_check() for
+  // its last embed_prepare(): it stopped embedding the context in between
+  // (GLib skips check when a higher-priority source is ready, and that
+  // source's callback may destroy ours). Without it the announcement stays,
+  // and every notify(), even one from the home thread, writes the eventfd
+  // until the next embed_check(). Call it only once the outer loop no
+  // longer waits for this context. Any thread; costs one atomic store, and
+  // the home thread drops the announcement at its next notify(), poll() or
+  // embed_prepare().
+  void embed_abandon();
+
   // Lets an outer loop that has a wake-up of its own (GLib:
   // g_main_context_wakeup()) be woken through it. While wake is set, a
   // notify() that finds only the outer loop's announcement (embed_prepare)
