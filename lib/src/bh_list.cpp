@@ -126,7 +126,7 @@ void BhList::schedule(BhNode* bh, unsigned extra_flags) {
   if (!idle || queued_now) {
     // notify() orders the push above before its own store of `notified`
     // (see notify.cpp), so a loop that sees the notification sees the node.
-    notify_(arg_);
+    notify_(arg_, from_home);
   }
 }
 

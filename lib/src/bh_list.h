@@ -44,9 +44,9 @@ struct BhNode {
 
 class BhList {
  public:
-  // notify(arg) is called after every schedule, to wake the loop;
-  // in_home(arg) tells whether the caller is the home thread.
-  BhList(void (*notify)(void*), bool (*in_home)(const void*), void* arg)
+  // notify(arg, from_home) is called after every schedule, to wake the
+  // loop; in_home(arg) tells whether the caller is the home thread.
+  BhList(void (*notify)(void*, bool), bool (*in_home)(const void*), void* arg)
       : notify_(notify), in_home_(in_home), arg_(arg) {}
   ~BhList();  // frees what is still queued without running it
   BhList(const BhList&) = delete;
@@ -92,7 +92,7 @@ class BhList {
   BhNode* local_tail_ = nullptr;
   // Home thread: the slices of the runs in progress, oldest first.
   Slice* slices_ = nullptr;
-  void (*notify_)(void*);
+  void (*notify_)(void*, bool);
   bool (*in_home_)(const void*);
   void* arg_;
 };

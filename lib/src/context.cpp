@@ -65,7 +65,8 @@ void ContextImpl::throw_used_after_fork() {
 ContextImpl::ContextImpl(const ContextOptions& options)
     : home_(std::this_thread::get_id()),
       fork_generation_(fork_generation_watched()),
-      bhs_([](void* self) { static_cast<ContextImpl*>(self)->notify_impl(); },
+      bhs_([](void* self,
+              bool from_home) { static_cast<ContextImpl*>(self)->notify_from(from_home); },
            [](const void* self) {
              return static_cast<const ContextImpl*>(self)->in_home_thread_impl();
            },
@@ -214,7 +215,7 @@ void Context::advance_test_clock(int64_t delta_ns) {
   // From the home thread nothing is blocked, and the next timeout
   // computation reads the clock anyway; not notifying lets a test move the
   // clock from inside a busy-poll callback without ending busy polling.
-  if (!self.in_home_thread_impl()) self.notify_impl();
+  if (!self.in_home_thread_impl()) self.notify_from(false);
 }
 
 Backend Context::backend() const {

@@ -93,7 +93,10 @@ class ContextImpl final : public Context, public MonitorHost {
   bool run_timers() noexcept;
 
   // --- notify (notify.cpp)
-  void notify_impl();
+  void notify_impl() { notify_from(in_home_thread_impl()); }
+  // from_home: whether the caller is the home thread (a bottom half's
+  // schedule() has just asked; asking again costs a call).
+  void notify_from(bool from_home);
   void announce_blocking_wait();
   void withdraw_announcement();
   void accept_notify();

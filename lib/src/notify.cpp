@@ -36,8 +36,8 @@
 
 namespace aioloop::detail {
 
-void ContextImpl::notify_impl() {
-  if (in_home_thread_impl()) {
+void ContextImpl::notify_from(bool from_home) {
+  if (from_home) {
     unsigned waiting = notify_me_.load(std::memory_order_relaxed);
     if (waiting & 1u) {
       // An outer loop's announcement: if it gave up its wait, the bit is
