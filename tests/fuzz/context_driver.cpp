@@ -135,8 +135,9 @@ void ContextDriver::run() {
   // (setup / 6) % 2: non-blocking iterations go through the embedding hooks
   // (every regression input predating them has it clear); (setup / 12) % 2:
   // with 9 idle handlers besides; (setup / 24) % 4 == 3: the outer loop has
-  // its own wake-up, so the embed lists leave the context's eventfd out
-  // (again clear in every older regression input).
+  // its own wake-up, so the embed lists leave the context's eventfd out,
+  // and gives up every third prepare (again clear in every older
+  // regression input).
   ContextOptions options;
   options.backend = kBackends[setup % 3];
   options.busy_poll_clock = (setup / 3) % 2 == 0 ? ClockType::test : ClockType::realtime;
@@ -387,6 +388,12 @@ void ContextDriver::check_observers() {
   // and timer passes end: exact between iterations only.
   if (model_.in_iteration()) return;
   const Stats stats = context_->stats();
+  // One thread: nothing notifies while a wait is announced (a native wait
+  // blocks at once; the outer loop's wait runs no callback), so no notify()
+  // may find one, and none writes an eventfd or calls the outer wake-up.
+  FUZZ_CHECK(stats.eventfd_writes == 0,
+             "%" PRIu64 " notify() calls found a wait announced with nobody waiting",
+             stats.eventfd_writes);
   FUZZ_CHECK(stats.iterations + undispatched_ == model_.iterations() &&
                  stats.bhs_run == model_.bottom_halves_run() &&
                  stats.timers_fired == model_.timers_fired(),
@@ -579,7 +586,26 @@ void ContextDriver::embedded_iteration() {
   } else {
     ++undispatched_;
   }
+  // Still inside the model's iteration: leaving busy polling runs the
+  // handlers' poll_end callbacks. A callback may have dropped the last
+  // reference, and then the context is gone once the outermost dispatch
+  // has returned.
+  if (!model_.dropped() && outer_wake_.read_fd >= 0 && ++embedded_rounds_ % 3 == 0) {
+    abandoned_prepare();
+  }
   model_.poll_ends(progress);
+}
+
+void ContextDriver::abandoned_prepare() {
+  // No callback runs here, so the model has nothing to promise; what
+  // follows (a native poll(), bottom halves scheduled from callbacks) must
+  // find no announcement left (check_observers(): no eventfd write ever).
+  context_->embed_prepare();
+  (void)context_->embed_fds();
+  context_->embed_abandon();
+  model_.outer_iteration_abandoned();
+  ++undispatched_;
+  FUZZ_TRACE("%*s  abandoned prepare\n", 2 * callback_depth_, "");
 }
 
 void ContextDriver::add_idle_handlers() {

@@ -93,8 +93,14 @@ class ContextDriver {
   // first input byte asks for one: a pipe the embedded iterations poll too.
   PipeFds outer_wake_;
   void use_outer_wakeup();
-  // Embedded iterations whose check found nothing due: the model counts
-  // them as iterations, stats() does not (no dispatch).
+  // With the outer wake-up, every third embedded iteration is followed by
+  // a prepare that the outer loop gives up (Context::embed_abandon()), as
+  // GLib does when a higher-priority source destroys ours in between.
+  uint64_t embedded_rounds_ = 0;
+  void abandoned_prepare();
+  // Embedded iterations whose check found nothing due, and abandoned
+  // prepares: the model counts them as iterations, stats() does not (no
+  // dispatch).
   uint64_t undispatched_ = 0;
 };
 

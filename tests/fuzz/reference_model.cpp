@@ -46,6 +46,13 @@ void ReferenceModel::poll_ends(bool progress) {
   if (dropped_ && frames_.empty()) destroyed_ = true;
 }
 
+void ReferenceModel::outer_iteration_abandoned() {
+  FUZZ_CHECK(in_iteration(), "the driver abandoned a prepare outside an iteration");
+  // Later frames and schedules get larger ids; the running frames keep
+  // theirs, so what they promise is unchanged.
+  ++polls_started_;
+}
+
 void ReferenceModel::check_liveness(const Frame& frame) const {
   for (int slot = 0; slot < kBhSlots; ++slot) {
     const BhState& b = bhs_[slot];

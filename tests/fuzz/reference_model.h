@@ -62,6 +62,12 @@ class ReferenceModel {
   // real_now_ns is CLOCK_MONOTONIC, for realtime timers.
   void poll_begins(int64_t real_now_ns);
   void poll_ends(bool progress);
+  // An outer loop's prepare that the outer loop gave up before its check
+  // (Context::embed_abandon()), inside a running iteration: an iteration of
+  // the outer loop all the same, so a handler whose last busy poll found
+  // work at that prepare may run poll_ready once more; but it accepts no
+  // notification and promises nothing.
+  void outer_iteration_abandoned();
   bool in_iteration() const { return !frames_.empty(); }
   // What Context::stats() must count.
   uint64_t iterations() const { return polls_started_; }
