@@ -89,7 +89,7 @@ class ContextImpl final : public Context, public MonitorHost {
   int64_t timeout_given(int64_t bh_timeout) const;
   bool can_skip_wait(bool polled_everything) const;
   bool dispatch() noexcept;
-  bool dispatch_ready() noexcept;
+  bool dispatch_ready() noexcept;  // with the ready list not empty
   bool run_timers() noexcept;
 
   // --- notify (notify.cpp)
@@ -165,11 +165,15 @@ class ContextImpl final : public Context, public MonitorHost {
   // the outer loop no longer waits for this context, and whenever the home
   // thread runs, no wait of this thread is in progress.
   std::atomic<bool> announcement_abandoned_{false};
-  void drop_abandoned_announcement() {
+  // Returns notify_me_ as it is now.
+  unsigned drop_abandoned_announcement() {
+    unsigned waiting = notify_me_.load(std::memory_order_relaxed);
     if (announcement_abandoned_.load(std::memory_order_relaxed) &&
         announcement_abandoned_.exchange(false, std::memory_order_relaxed)) {
-      notify_me_.store(notify_me_.load(std::memory_order_relaxed) & ~1u, std::memory_order_relaxed);
+      waiting &= ~1u;
+      notify_me_.store(waiting, std::memory_order_relaxed);
     }
+    return waiting;
   }
   EventNotifier notifier_;
 

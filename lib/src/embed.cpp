@@ -19,14 +19,14 @@ int64_t Context::embed_prepare() {
   // The outer loop decides when to block: leave busy-poll mode properly.
   if (self.poll_started_) self.poll_set_started(false);
   self.monitor_->embed_prepare();
+  // Consumed before announcing: a late embed_abandon() for an earlier wait
+  // must not withdraw this one.
+  self.drop_abandoned_announcement();
   // Work already due: the outer loop will not block, so there is nothing to
   // wake it from, and the announcement (a fence, and an eventfd write for
   // every notify() from another thread until check) waits for a prepare
   // that may block. GLib polls with a zero timeout after a prepare that
   // returned 0; a bare outer loop must do the same.
-  // Consumed before announcing: a late embed_abandon() for an earlier wait
-  // must not withdraw this one.
-  self.drop_abandoned_announcement();
   if (self.notification_pending() || self.monitor_->need_wait()) return 0;
   self.notify_me_.store(self.notify_me_.load(std::memory_order_relaxed) | 1u,
                         std::memory_order_relaxed);

@@ -147,7 +147,6 @@ bool ContextImpl::dispatch() noexcept {
 }
 
 bool ContextImpl::dispatch_ready() noexcept {
-  if (ready_.empty()) return false;
   ++dispatch_walks_;
   bool progress = false;
   const bool track_pollers = poll_max_ns_ > 0;

@@ -39,12 +39,9 @@ namespace aioloop::detail {
 void ContextImpl::notify_from(bool from_home) {
   if (from_home) {
     unsigned waiting = notify_me_.load(std::memory_order_relaxed);
-    if (waiting & 1u) {
-      // An outer loop's announcement: if it gave up its wait, the bit is
-      // stale and not worth a system call.
-      drop_abandoned_announcement();
-      waiting = notify_me_.load(std::memory_order_relaxed);
-    }
+    // An outer loop's announcement: if it gave up its wait, the bit is
+    // stale and not worth a system call.
+    if (waiting & 1u) waiting = drop_abandoned_announcement();
     if (waiting == 0) {
       // Only the home thread writes notify_me_, so from the home thread
       // this load is exact: no wait is announced, nobody is blocked, and
